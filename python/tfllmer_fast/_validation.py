@@ -1,0 +1,41 @@
+"""Argument checks shared by the public API: clear exceptions before anything reaches C++."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def check_n_threads(n_threads: int | None) -> int:
+    """Return a positive thread count; ``None`` means all cores (OpenMP's default)."""
+    if n_threads is None:
+        return os.cpu_count() or 1
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
+        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
+    return int(n_threads)
+
+
+def check_float_matrix(X, name: str = "X", *, allow_empty: bool = False) -> np.ndarray:
+    """A 2-D float32/float64 array, finite, without copying when it already is one.
+
+    Read-only and memory-mapped arrays pass through untouched; other dtypes are converted
+    to float64 (integers) or rejected (complex, object).
+    """
+    if hasattr(X, "toarray"):
+        raise TypeError(f"{name} must be a dense array, got a sparse matrix")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c" or arr.dtype == object:
+        raise TypeError(f"{name} must be a real float array, got dtype {arr.dtype}")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_items, dim), got shape {arr.shape}")
+    if not allow_empty and (arr.shape[0] == 0 or arr.shape[1] == 0):
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if not np.isfinite(arr).all():
+        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+        raise ValueError(f"{name} contains NaN or Inf in {bad.size} row(s), e.g. row {bad[0]}")
+    return arr
