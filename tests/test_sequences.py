@@ -6,7 +6,7 @@ from tfllmer_fast.sequences import Sequences, leave_one_out
 
 def test_leave_one_out_matches_python_slicing():
     rng = np.random.default_rng(0)
-    lists = [list(rng.integers(1, 30, size=rng.integers(1, 12))) for _ in range(200)]
+    lists = [list(rng.integers(0, 30, size=rng.integers(1, 12))) for _ in range(200)]
     seqs = Sequences.from_lists(lists, n_items=30)
     split = leave_one_out(seqs)
     kept = [s for s in lists if len(s) >= 3]
@@ -22,8 +22,8 @@ def test_leave_one_out_matches_python_slicing():
         ([1, 2], [1], 5, "start at 0"),
         ([0, 2, 1], [1, 2], 5, "non-decreasing"),
         ([0, 3], [1, 2], 5, "offsets\\[-1\\]"),
-        ([0, 2], [0, 2], 5, "1..n_items"),
-        ([0, 2], [1, 6], 5, "1..n_items"),
+        ([0, 2], [-1, 2], 5, "0..n_items-1"),
+        ([0, 2], [1, 5], 5, "0..n_items-1"),
     ],
 )
 def test_bad_sequences_raise(offsets, items, n_items, match):
@@ -33,4 +33,4 @@ def test_bad_sequences_raise(offsets, items, n_items, match):
 
 def test_leave_one_out_needs_long_enough_users():
     with pytest.raises(ValueError, match="at least 3"):
-        leave_one_out(Sequences.from_lists([[1, 2], [3]], n_items=3))
+        leave_one_out(Sequences.from_lists([[1, 2], [0]], n_items=3))

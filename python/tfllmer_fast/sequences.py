@@ -1,8 +1,10 @@
 """Per-user chronological item sequences in CSR form, and the leave-one-out split.
 
 This is the one in-memory format the whole package shares: user ``u``'s history is
-``items[offsets[u]:offsets[u + 1]]``, oldest first. Item ids are contiguous ``1..n_items``;
-0 is reserved for padding in the torch models.
+``items[offsets[u]:offsets[u + 1]]``, oldest first. Item ids are contiguous and 0-based,
+``0..n_items-1``, so item ``i`` is row ``i`` of an embedding matrix and row/column ``i`` of
+the co-occurrence graph. (The torch models shift ids by one internally to reserve a padding
+row; files that use 1-based ids are converted by the loaders.)
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Sequences:
-    """Chronological item sequences of ``n_users`` users over items ``1..n_items``.
+    """Chronological item sequences of ``n_users`` users over items ``0..n_items-1``.
 
     ``offsets``: int64, shape (n_users + 1,), non-decreasing, ``offsets[0] == 0``.
-    ``items``: int32, shape (offsets[-1],), values in ``1..n_items``.
-    ``user_ids`` / ``item_ids``: optional raw keys; ``item_ids[k]`` is the raw key of item
-    ``k + 1`` and ``user_ids[u]`` that of user ``u``.
+    ``items``: int32, shape (offsets[-1],), values in ``0..n_items-1``.
+    ``user_ids`` / ``item_ids``: optional raw keys; ``item_ids[i]`` is the raw key of item
+    ``i`` and ``user_ids[u]`` that of user ``u``.
     """
 
     offsets: np.ndarray
@@ -37,9 +39,10 @@ class Sequences:
             raise ValueError("offsets must be non-decreasing")
         if offsets[-1] != items.size:
             raise ValueError(f"offsets[-1] = {offsets[-1]} but there are {items.size} items")
-        if items.size and (items.min() < 1 or items.max() > self.n_items):
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
             raise ValueError(
-                f"item ids must lie in 1..n_items={self.n_items}, found {items.min()}..{items.max()}"
+                f"item ids must lie in 0..n_items-1 = 0..{self.n_items - 1}, "
+                f"found {items.min()}..{items.max()}"
             )
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "items", items)
@@ -62,7 +65,7 @@ class Sequences:
 
     @classmethod
     def from_lists(cls, seqs, n_items: int | None = None, **kw) -> "Sequences":
-        """From a list of per-user lists of item ids (already 1-based, chronological)."""
+        """From a list of per-user lists of 0-based item ids, each oldest first."""
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(lengths.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -71,7 +74,7 @@ class Sequences:
         if items.size and (items.min() < 0 or items.max() > np.iinfo(np.int32).max):
             raise ValueError("item ids must be non-negative and fit in int32")
         if n_items is None:
-            n_items = int(items.max()) if items.size else 0
+            n_items = int(items.max()) + 1 if items.size else 0
         return cls(offsets, items.astype(np.int32), n_items, **kw)
 
     def to_lists(self) -> list[list[int]]:
