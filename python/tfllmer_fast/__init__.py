@@ -6,6 +6,14 @@ embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone
 
 from ._build import build_info
 
+# Training stack (torch): backbones, trainer, evaluation, the pipeline and its config.
+from .config import Config
+from .evaluation import evaluate
+from .metrics import metrics_from_ranks
+from .models import BERT4Rec, GRU4Rec, SASRec
+from .pipeline import run_experiment
+from .trainer import Trainer
+
 __version__ = "0.1.0"
 
 __all__ = ["build_info", "__version__"]
