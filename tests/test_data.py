@@ -320,6 +320,12 @@ def test_load_interactions_errors_and_no_time(tmp_path):
         load_interactions(df.iloc[:0], user_col="uid", item_col="iid")
     with pytest.raises(FileNotFoundError):
         load_interactions(tmp_path / "nope.csv")
+    dates = pd.DataFrame({"user_id": [1, 1, 1], "item_id": [7, 8, 9],
+                          "timestamp": ["2024-03-01", "2023-12-31", "2024-01-15 10:00"]})
+    assert load_interactions(dates).to_lists() == [[1, 2, 0]]
+    dates.loc[0, "timestamp"] = "not a date"
+    with pytest.raises(ValueError, match="parseable as dates"):
+        load_interactions(dates)
 
 
 # ------------------------------------------------------------------ RecBole atomic

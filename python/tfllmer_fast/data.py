@@ -154,6 +154,17 @@ def load_interactions(path_or_df, user_col: str = "user_id", item_col: str = "it
     if len(df) == 0:
         raise ValueError("the interaction table is empty")
     ts = df[time_col] if time_col is not None and time_col in df.columns else None
+    pd = _import_pandas()
+    if ts is not None and not (pd.api.types.is_numeric_dtype(ts)
+                               or pd.api.types.is_datetime64_any_dtype(ts)):
+        try:  # e.g. ISO date strings in a CSV
+            try:
+                ts = pd.to_datetime(ts, format="mixed")
+            except TypeError:  # pandas < 2 has no format="mixed"
+                ts = pd.to_datetime(ts)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"column {time_col!r} is neither numeric nor parseable as "
+                             "dates") from e
     return Sequences.from_interactions(df[user_col], df[item_col], ts)
 
 

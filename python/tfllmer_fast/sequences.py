@@ -135,7 +135,7 @@ class Sequences:
             order = np.argsort(user_code, kind="stable")
         else:
             ts = _as_time_array(timestamps, users.size)
-            order = np.lexsort((ts, user_code))  # stable: ties keep input order
+            order = _stable_order(user_code, ts)
         counts = np.bincount(user_code, minlength=user_keys.size)
         offsets = np.zeros(user_keys.size + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -352,6 +352,27 @@ def _as_key_array(x, name: str) -> np.ndarray:
 
 
 def _factorize_sorted(keys: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys in sorted order and every key's rank among them."""
+    if keys.dtype.kind in "iu" and keys.size:
+        lo, hi = int(keys.min()), int(keys.max())
+        if hi - lo <= 4 * keys.size + 1024:  # dense integer ids: O(n) by counting
+            present = np.bincount((keys - lo).astype(np.int64), minlength=hi - lo + 1) > 0
+            rank = np.cumsum(present) - 1
+            uniq = (np.flatnonzero(present) + lo).astype(keys.dtype)
+            return uniq, rank[keys - lo].astype(np.int64)
+    if keys.dtype.kind in "OUS":
+        try:  # hashing is much faster than numpy's string sort when pandas is there
+            import pandas as pd
+        except ImportError:
+            pd = None
+        if pd is not None:
+            try:
+                code, uniq = pd.factorize(keys, sort=True)
+            except TypeError as e:
+                raise TypeError(f"{what} keys cannot be sorted (mixed types?); convert them "
+                                "to one type first, or pass item_ids= to fix the item "
+                                "order") from e
+            return np.asarray(uniq, dtype=keys.dtype), code.astype(np.int64)
     try:
         uniq, code = np.unique(keys, return_inverse=True)
     except TypeError as e:
@@ -377,6 +398,17 @@ def _lookup_keys(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
         raise ValueError(f"item {bad!r} is not in item_ids ({int((~ok).sum())} interaction(s) "
                          "with unknown items)")
     return sorter[pos_c].astype(np.int64)
+
+
+def _stable_order(user_code: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, timestamp); ties keep input order."""
+    if ts.dtype.kind in "iu" and ts.size:
+        lo, hi = int(ts.min()), int(ts.max())
+        span = hi - lo + 1
+        if span * (int(user_code.max()) + 1) < 2**62:  # one combined int64 key, one sort
+            key = user_code * span + (ts.astype(np.int64) - lo)
+            return np.argsort(key, kind="stable")
+    return np.lexsort((ts, user_code))  # stable as well
 
 
 def _as_time_array(t, n: int, name: str = "timestamps") -> np.ndarray:
