@@ -221,6 +221,14 @@ def test_leave_one_out_on_beauty(data_dir):
         assert (split.valid_targets[u], split.test_targets[u]) == (ids[-2], ids[-1])
 
 
+def test_beauty_is_already_a_5_core(data_dir):
+    full = load_dataset("beauty", embeddings=None)
+    core = load_dataset("beauty", embeddings=None, kcore=5)
+    np.testing.assert_array_equal(core.sequences.items, full.sequences.items)
+    np.testing.assert_array_equal(core.sequences.offsets, full.sequences.offsets)
+    assert core.item_text == full.item_text
+
+
 def test_kcore_on_ml100k_subsets_embeddings(data_dir):
     full = load_dataset("ml-100k")
     core = load_dataset("ml-100k", kcore=(20, 10))
