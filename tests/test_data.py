@@ -489,3 +489,7 @@ def test_dataset_validation():
     with pytest.raises(ValueError, match="2 item texts for 3 items"):
         Dataset("x", s, None, ["a", "b"])
     assert Dataset("x", s, np.ones((3, 2)), None).embeddings.dtype == np.float32
+    bad = np.ones((3, 2), np.float32)
+    bad[1, 0] = np.nan
+    with pytest.raises(ValueError, match="row 1 contains NaN"):
+        Dataset("x", s, bad, None)

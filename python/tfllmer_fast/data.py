@@ -53,6 +53,7 @@ class Dataset:
                                  f"({n}, dim): one row per item")
             if emb.dtype != np.float32:
                 self.embeddings = np.asarray(emb, dtype=np.float32)
+            check_finite_rows(self.embeddings, f"{self.name} embeddings")
         if self.item_text is not None and len(self.item_text) != n:
             raise ValueError(f"{self.name}: {len(self.item_text)} item texts for {n} items")
 
