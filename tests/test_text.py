@@ -72,6 +72,8 @@ def test_model_by_name_uses_sentence_transformers(monkeypatch):
 
 
 def test_missing_dependency_error(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # so the default-model path leaves env alone
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
     monkeypatch.setattr(text_mod, "_MODELS", {})
     with pytest.raises(ImportError, match=r'pip install "tfllmer_fast\[text\]"'):
