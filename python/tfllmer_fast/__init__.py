@@ -6,6 +6,16 @@ embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone
 
 from ._build import build_info
 
+from .data import (Dataset, load_dataset, load_embeddings, load_interactions, load_item_text,
+                   load_recbole_atomic, load_sequence_file)
+from .sequences import Sequences, kcore_filter, leave_one_out
+from .synthetic import SyntheticCatalogue, make_synthetic_catalogue
+from .text import embed_texts
+
+__all__ = ["Dataset", "load_dataset", "load_embeddings", "load_interactions", "load_item_text",
+           "load_recbole_atomic", "load_sequence_file", "Sequences", "kcore_filter",
+           "leave_one_out", "SyntheticCatalogue", "make_synthetic_catalogue", "embed_texts"]
+
 # Training stack (torch): backbones, trainer, evaluation, the pipeline and its config.
 from .config import Config
 from .evaluation import evaluate
@@ -16,4 +26,4 @@ from .trainer import Trainer
 
 __version__ = "0.1.0"
 
-__all__ = ["build_info", "__version__"]
+__all__ += ["build_info", "__version__"]

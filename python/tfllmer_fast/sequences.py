@@ -80,6 +80,156 @@ class Sequences:
     def to_lists(self) -> list[list[int]]:
         return [self.user(u).tolist() for u in range(self.n_users)]
 
+    @classmethod
+    def from_interactions(cls, users, items, timestamps=None, *, n_items=None,
+                          item_ids=None) -> "Sequences":
+        """Build chronological sequences from an interaction log (one row per event).
+
+        Parameters
+        ----------
+        users, items : array-like, same length
+            User and item keys of each interaction (numpy arrays, lists or pandas columns;
+            any dtype whose values can be sorted: ints, strings, ...).
+        timestamps : array-like, optional
+            Sort key within each user (numbers or ``datetime64``). ``None`` keeps input order.
+        n_items : int, optional
+            Without ``item_ids``: when given, ``items`` are taken as ready-made 0-based ids
+            in ``0..n_items-1`` (no remapping, items without interactions allowed).
+        item_ids : array-like, optional
+            Raw item keys that fix the id order: item ``i`` is ``item_ids[i]``. Every key of
+            ``items`` must occur in it.
+
+        Returns
+        -------
+        Sequences
+            Users are ordered by sorted user key and ``user_ids`` holds those keys. Unless
+            ``n_items`` or ``item_ids`` fixes them, item ids are the ranks of the sorted
+            distinct item keys (so integer keys ``1..n`` become ``0..n-1``) and
+            ``item_ids`` holds the keys. Within a user, events are ordered by a stable sort
+            on the timestamp: ties keep their input order.
+        """
+        users = _as_key_array(users, "users")
+        items = _as_key_array(items, "items")
+        if users.shape != items.shape:
+            raise ValueError(f"users and items differ in length ({users.size} vs {items.size})")
+        if users.size == 0:
+            raise ValueError("no interactions: users and items are empty")
+        user_keys, user_code = _factorize_sorted(users, "user")
+        if item_ids is not None:
+            item_keys = _as_key_array(item_ids, "item_ids")
+            if n_items is not None and int(n_items) != item_keys.size:
+                raise ValueError(f"n_items = {n_items} but item_ids has {item_keys.size} keys")
+            item_code = _lookup_keys(item_keys, items)
+        elif n_items is not None:
+            if items.dtype.kind not in "iu":
+                raise TypeError("with n_items (and no item_ids), items must be 0-based "
+                                f"integer ids, got dtype {items.dtype}")
+            if items.min() < 0 or items.max() >= n_items:
+                raise ValueError(f"item ids must lie in 0..n_items-1 = 0..{n_items - 1}, "
+                                 f"found {items.min()}..{items.max()}")
+            item_keys, item_code = None, items.astype(np.int64)
+        else:
+            item_keys, item_code = _factorize_sorted(items, "item")
+            n_items = item_keys.size
+        if timestamps is None:
+            order = np.argsort(user_code, kind="stable")
+        else:
+            ts = _as_time_array(timestamps, users.size)
+            order = _stable_order(user_code, ts)
+        counts = np.bincount(user_code, minlength=user_keys.size)
+        offsets = np.zeros(user_keys.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        n = item_keys.size if item_keys is not None else int(n_items)
+        return cls(offsets, item_code[order].astype(np.int32), n,
+                   user_ids=user_keys, item_ids=item_keys)
+
+    @classmethod
+    def from_user_item_matrix(cls, M, order=None) -> "Sequences":
+        """Sequences from a sparse user x item matrix (one row per user).
+
+        Every stored non-zero entry ``M[u, i]`` is one interaction of user ``u`` with item
+        ``i``; its value (rating, count) is ignored. ``order`` is an optional sparse matrix
+        of the same shape holding a sort key (timestamp, position) at each of ``M``'s
+        non-zeros; items are sorted by it (stable: ties by column index). ``None`` orders
+        each user's items by column index. Users are the rows (including empty rows),
+        items the columns, so ``n_items = M.shape[1]``.
+        """
+        import scipy.sparse as sp
+
+        if not sp.issparse(M):
+            raise TypeError(f"M must be a scipy sparse matrix, got {type(M).__name__}")
+        if M.ndim != 2:
+            raise ValueError(f"M must be 2-D, got shape {M.shape}")
+        M = sp.csr_array(M, copy=True)
+        M.sum_duplicates()
+        M.eliminate_zeros()
+        M.sort_indices()
+        n_users, n_items = M.shape
+        offsets = M.indptr.astype(np.int64)
+        items = M.indices.astype(np.int64)
+        if order is not None:
+            if not sp.issparse(order):
+                raise TypeError("order must be a scipy sparse matrix of the same shape as M")
+            if order.shape != M.shape:
+                raise ValueError(f"order has shape {order.shape}, M has {M.shape}")
+            O = sp.coo_array(order)
+            o_key = O.row.astype(np.int64) * n_items + O.col.astype(np.int64)
+            o_sort = np.argsort(o_key, kind="stable")
+            o_key, o_val = o_key[o_sort], np.asarray(O.data)[o_sort]
+            rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(offsets))
+            m_key = rows * n_items + items
+            pos = np.searchsorted(o_key, m_key)
+            pos_c = np.minimum(pos, max(o_key.size - 1, 0))
+            found = (pos < o_key.size) & (o_key[pos_c] == m_key) if o_key.size else \
+                np.zeros(m_key.size, bool)
+            if not found.all():
+                k = int(np.flatnonzero(~found)[0])
+                raise ValueError(f"order has no entry at ({rows[k]}, {items[k]}), "
+                                 "a non-zero of M")
+            key = _as_time_array(o_val[pos_c], m_key.size, name="order")
+            perm = np.lexsort((key, rows))  # rows already sorted; ties keep column order
+            items = items[perm]
+        return cls(offsets, items.astype(np.int32), n_items)
+
+    def subset_items(self, keep) -> "Sequences":
+        """Drop every item not in ``keep`` (sorted ids or a boolean mask) and renumber.
+
+        Kept item ``keep[j]`` becomes item ``j`` (relative order preserved); histories keep
+        their order and users are all kept, possibly with empty histories. ``item_ids``
+        follows the renumbering.
+        """
+        keep = _as_index(keep, self.n_items, "keep")
+        new_id = np.full(self.n_items, -1, dtype=np.int64)
+        new_id[keep] = np.arange(keep.size)
+        mapped = new_id[self.items]
+        mask = mapped >= 0
+        user_of = np.repeat(np.arange(self.n_users, dtype=np.int64), self.lengths)
+        lengths = np.bincount(user_of[mask], minlength=self.n_users)
+        offsets = np.zeros(self.n_users + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        item_ids = None if self.item_ids is None else np.asarray(self.item_ids)[keep]
+        return Sequences(offsets, mapped[mask].astype(np.int32), int(keep.size),
+                         user_ids=self.user_ids, item_ids=item_ids)
+
+    def subset_users(self, keep) -> "Sequences":
+        """Only the users ``keep`` (indices, in the given order, or a boolean mask)."""
+        keep = np.asarray(keep)
+        if keep.dtype == bool:
+            if keep.shape != (self.n_users,):
+                raise ValueError(f"boolean keep must have shape ({self.n_users},)")
+            keep = np.flatnonzero(keep)
+        keep = keep.astype(np.int64)
+        if keep.size and (keep.min() < 0 or keep.max() >= self.n_users):
+            raise ValueError(f"user indices must lie in 0..{self.n_users - 1}")
+        starts, lengths = self.offsets[keep], self.lengths[keep]
+        offsets = np.zeros(keep.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        pos = np.arange(offsets[-1], dtype=np.int64) - np.repeat(offsets[:-1], lengths)
+        items = self.items[np.repeat(starts, lengths) + pos]
+        user_ids = None if self.user_ids is None else np.asarray(self.user_ids)[keep]
+        return Sequences(offsets, items, self.n_items, user_ids=user_ids,
+                         item_ids=self.item_ids)
+
 
 @dataclass(frozen=True)
 class LeaveOneOutSplit:
@@ -127,3 +277,166 @@ def leave_one_out(seqs: Sequences, min_length: int = 3) -> LeaveOneOutSplit:
         test_targets=seqs.items[ends - 1].copy(),
         user_index=keep,
     )
+
+
+def kcore_filter(seqs: Sequences, k_user: int = 5, k_item: int = 5
+                 ) -> tuple[Sequences, np.ndarray]:
+    """Iterated k-core: drop users with < ``k_user`` and items with < ``k_item`` interactions.
+
+    Counts are interactions (a repeated item counts each time). Removing items shortens
+    histories and removing users lowers item counts, so both filters repeat until nothing
+    changes (a fixed point; the result is the largest sub-log where every user and item
+    meets its threshold). Users left with no items are dropped.
+
+    Returns
+    -------
+    (Sequences, kept_item_index)
+        Items renumbered to ``0..m-1`` in their original relative order;
+        ``kept_item_index[j]`` is the original id of new item ``j`` (use it to subset
+        embeddings: ``emb[kept_item_index]``). ``item_ids`` / ``user_ids`` are subset
+        consistently; when the input had none, they record the original item ids / user
+        rows instead.
+    """
+    for name, k in (("k_user", k_user), ("k_item", k_item)):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
+    user_of = np.repeat(np.arange(seqs.n_users, dtype=np.int64), seqs.lengths)
+    alive = np.ones(seqs.n_interactions, dtype=bool)
+    while True:
+        user_count = np.bincount(user_of[alive], minlength=seqs.n_users)
+        item_count = np.bincount(seqs.items[alive], minlength=seqs.n_items)
+        drop = alive & ((user_count[user_of] < k_user) | (item_count[seqs.items] < k_item))
+        if not drop.any():
+            break
+        alive &= ~drop
+    # At the fixed point every surviving user/item meets its threshold (counts > 0).
+    kept_items = np.flatnonzero(item_count > 0)
+    kept_users = np.flatnonzero(user_count > 0)
+    if kept_users.size == 0:
+        raise ValueError(f"the ({k_user}, {k_item})-core is empty: no user and item "
+                         "meet the thresholds")
+    base = seqs
+    if base.user_ids is None:
+        base = Sequences(base.offsets, base.items, base.n_items,
+                         user_ids=np.arange(base.n_users), item_ids=base.item_ids)
+    if base.item_ids is None:
+        base = Sequences(base.offsets, base.items, base.n_items,
+                         user_ids=base.user_ids, item_ids=np.arange(base.n_items))
+    # Keep alive interactions only, then renumber items and drop emptied users.
+    lengths = np.bincount(user_of[alive], minlength=seqs.n_users)
+    offsets = np.zeros(seqs.n_users + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pruned = Sequences(offsets, seqs.items[alive], seqs.n_items,
+                       user_ids=base.user_ids, item_ids=base.item_ids)
+    out = pruned.subset_items(kept_items).subset_users(kept_users)
+    return out, kept_items.astype(np.int64)
+
+
+def _as_key_array(x, name: str) -> np.ndarray:
+    """A 1-D numpy array of keys from a list, numpy array or pandas column, without NaN."""
+    if hasattr(x, "to_numpy"):
+        x = x.to_numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or Inf (missing keys)")
+        if np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)  # e.g. ids read as float because of a missing value
+    elif arr.dtype == object:
+        missing = [i for i, v in enumerate(arr) if v is None or (isinstance(v, float) and v != v)]
+        if missing:
+            raise ValueError(f"{name} has missing values (None/NaN), e.g. at row {missing[0]}")
+    return arr
+
+
+def _factorize_sorted(keys: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys in sorted order and every key's rank among them."""
+    if keys.dtype.kind in "iu" and keys.size:
+        lo, hi = int(keys.min()), int(keys.max())
+        if hi - lo <= 4 * keys.size + 1024:  # dense integer ids: O(n) by counting
+            present = np.bincount((keys - lo).astype(np.int64), minlength=hi - lo + 1) > 0
+            rank = np.cumsum(present) - 1
+            uniq = (np.flatnonzero(present) + lo).astype(keys.dtype)
+            return uniq, rank[keys - lo].astype(np.int64)
+    if keys.dtype.kind in "OUS":
+        try:  # hashing is much faster than numpy's string sort when pandas is there
+            import pandas as pd
+        except ImportError:
+            pd = None
+        if pd is not None:
+            try:
+                code, uniq = pd.factorize(keys, sort=True)
+            except TypeError as e:
+                raise TypeError(f"{what} keys cannot be sorted (mixed types?); convert them "
+                                "to one type first, or pass item_ids= to fix the item "
+                                "order") from e
+            return np.asarray(uniq, dtype=keys.dtype), code.astype(np.int64)
+    try:
+        uniq, code = np.unique(keys, return_inverse=True)
+    except TypeError as e:
+        raise TypeError(f"{what} keys cannot be sorted (mixed types?); convert them to one "
+                        "type first, or pass item_ids= to fix the item order") from e
+    return uniq, code.reshape(-1).astype(np.int64)
+
+
+def _lookup_keys(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Position of each key in ``table`` (keys must all be present, table unique)."""
+    try:
+        sorter = np.argsort(table, kind="stable")
+        st = table[sorter]
+        if st.size > 1 and np.any(st[1:] == st[:-1]):
+            raise ValueError("item_ids contains duplicate keys")
+        pos = np.searchsorted(st, keys)
+    except TypeError as e:
+        raise TypeError("item keys and item_ids are not comparable (different types?)") from e
+    pos_c = np.minimum(pos, st.size - 1)
+    ok = (pos < st.size) & (st[pos_c] == keys)
+    if not ok.all():
+        bad = keys[np.flatnonzero(~ok)[0]]
+        raise ValueError(f"item {bad!r} is not in item_ids ({int((~ok).sum())} interaction(s) "
+                         "with unknown items)")
+    return sorter[pos_c].astype(np.int64)
+
+
+def _stable_order(user_code: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (user, timestamp); ties keep input order."""
+    if ts.dtype.kind in "iu" and ts.size:
+        lo, hi = int(ts.min()), int(ts.max())
+        span = hi - lo + 1
+        if span * (int(user_code.max()) + 1) < 2**62:  # one combined int64 key, one sort
+            key = user_code * span + (ts.astype(np.int64) - lo)
+            return np.argsort(key, kind="stable")
+    return np.lexsort((ts, user_code))  # stable as well
+
+
+def _as_time_array(t, n: int, name: str = "timestamps") -> np.ndarray:
+    if hasattr(t, "to_numpy"):
+        t = t.to_numpy()
+    arr = np.asarray(t)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have one entry per interaction ({n}), got {arr.shape}")
+    if arr.dtype.kind == "M":
+        if np.isnat(arr).any():
+            raise ValueError(f"{name} contains missing values (NaT)")
+        return arr.view(np.int64)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    if arr.dtype == object:
+        raise TypeError(f"{name} must be numeric or datetime64, got dtype object")
+    return arr
+
+
+def _as_index(keep, n: int, name: str) -> np.ndarray:
+    keep = np.asarray(keep)
+    if keep.dtype == bool:
+        if keep.shape != (n,):
+            raise ValueError(f"boolean {name} must have shape ({n},), got {keep.shape}")
+        return np.flatnonzero(keep)
+    keep = keep.astype(np.int64).reshape(-1)
+    if keep.size and (keep.min() < 0 or keep.max() >= n):
+        raise ValueError(f"{name} ids must lie in 0..{n - 1}")
+    if np.any(np.diff(keep) <= 0):
+        raise ValueError(f"{name} must be strictly increasing (sorted, no duplicates)")
+    return keep
