@@ -24,6 +24,9 @@ from .models import BERT4Rec, GRU4Rec, SASRec
 from .pipeline import run_experiment
 from .trainer import Trainer
 
+__all__ += ["BERT4Rec", "Config", "GRU4Rec", "SASRec", "Trainer", "evaluate",
+            "metrics_from_ranks", "run_experiment"]
+
 __version__ = "0.1.0"
 
 __all__ += ["build_info", "__version__"]

@@ -215,6 +215,10 @@ def cmd_compare(args) -> int:
     return 0
 
 
+#: Flags added when ``tfllmer-fast`` runs with no arguments.
+QUICKSTART = ["--epochs", "20", "--patience", "5"]
+
+
 # ----- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -273,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        argv = ["run"]  # no arguments: the built-in synthetic demo
+        # No arguments: the built-in demo, TF-LLMER SASRec on the synthetic catalogue with a
+        # short schedule so that it finishes in a few minutes on a laptop CPU.
+        argv = ["run", *QUICKSTART]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

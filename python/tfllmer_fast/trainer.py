@@ -147,6 +147,8 @@ class Trainer:
                  checkpoint_path=None, resume: bool = True, callbacks=()):
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
+        if config.threads is not None:
+            set_cpu_threads(config.threads)
         self.model = model.to(self.device)
         self.split = split
         self.amp_dtype, use_scaler = resolve_amp(config.amp, self.device)
@@ -226,7 +228,7 @@ class Trainer:
             k = targets.numel()
             total += loss.detach().double() * k
             count += k
-            if progress is not None:
+            if progress is not None and not progress.disable:
                 progress.update(1)
                 if step % 20 == 0:
                     progress.set_postfix(loss=f"{loss.item():.4f}")
@@ -267,8 +269,9 @@ class Trainer:
         metric = c.selection_metric
         epoch = start_epoch
         while epoch < c.epochs and not res.stopped_early:
+            # Per-batch bars only on a terminal (disable=None); epoch lines always when progress.
             bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False,
-                       disable=not c.progress, dynamic_ncols=True)
+                       disable=None if c.progress else True, dynamic_ncols=True)
             t0 = time.perf_counter()
             loss = self.train_epoch(bar)
             if self.device.type == "cuda":

@@ -1,0 +1,36 @@
+"""Small deterministic inputs for the training-stack tests (no data files needed)."""
+
+import numpy as np
+import pytest
+import torch
+
+from tfllmer_fast.sequences import Sequences
+
+
+def cyclic_sequences(n_users=64, n_items=30, step=3, min_len=4, max_len=14, seed=0):
+    """Every user walks i -> i + step (mod n_items) from a random start: a pattern any
+    next-item model can learn exactly."""
+    rng = np.random.default_rng(seed)
+    lists = []
+    for _ in range(n_users):
+        s = int(rng.integers(n_items))
+        length = int(rng.integers(min_len, max_len + 1))
+        lists.append([(s + step * j) % n_items for j in range(length)])
+    return Sequences.from_lists(lists, n_items=n_items)
+
+
+def random_sequences(n_users=50, n_items=25, min_len=3, max_len=12, seed=0):
+    rng = np.random.default_rng(seed)
+    lists = [list(rng.integers(0, n_items, size=rng.integers(min_len, max_len + 1)))
+             for _ in range(n_users)]
+    return Sequences.from_lists(lists, n_items=n_items)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (a shared, oversubscribed CI box makes OpenMP
+    spin-waiting very slow), restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,158 @@
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tfllmer_fast.config import Config
+from tfllmer_fast.pipeline import RunData, run_experiment
+from tfllmer_fast.sequences import Sequences, leave_one_out
+from tfllmer_fast.trainer import Trainer, build_model, build_windows, save_atomic
+
+from _train_helpers import one_thread, random_sequences
+
+
+@pytest.fixture(autouse=True)
+def _threads(one_thread):
+    yield
+
+
+def _cfg(**kw):
+    base = dict(init="random", embeddings=None, hidden=16, max_len=6, n_layers=1, epochs=4,
+                batch_size=8, progress=False, threads=1, seed=0)
+    base.update(kw)
+    return Config(**base)
+
+
+def test_build_windows_matches_python_reference():
+    seqs = random_sequences(n_users=40, n_items=50, min_len=1, max_len=30, seed=2)
+    M = 5
+    win, wlen = build_windows(seqs, M, causal=True)
+    expected = []
+    for s in seqs.to_lists():
+        L = len(s)
+        end = L - 1
+        rows = []
+        while end >= 1:  # targets s[end-M+1 .. end], the item before them as first input
+            start = max(0, end - M)
+            rows.append(s[start:end + 1])
+            end -= M
+        expected += rows
+    got = [(row[row > 0] - 1).tolist() for row in win]
+    assert got == expected
+    assert wlen.tolist() == [len(r) for r in expected]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec"])
+def test_resume_after_interruption_gives_the_same_result(tmp_path, model):
+    seqs = random_sequences(n_users=60, n_items=30, seed=1)
+    data = RunData("toy", seqs)
+    cfg = _cfg(model=model, dropout=0.3)
+
+    full = run_experiment(cfg, data=data, output_dir=tmp_path / "a", verbose=False,
+                          write_plot=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(trainer, record):
+        if record["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_experiment(cfg, data=data, output_dir=tmp_path / "b", verbose=False,
+                       callbacks=[stop_after_two], write_plot=False)
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert ck["epoch"] == 2
+    resumed = run_experiment(cfg, data=data, output_dir=tmp_path / "b", verbose=False,
+                             write_plot=False)
+    assert [h["train_loss"] for h in resumed["history"]] == \
+        [h["train_loss"] for h in full["history"]]
+    assert resumed["metrics"] == full["metrics"]
+    assert resumed["best_epoch"] == full["best_epoch"]
+
+
+def test_checkpoint_mismatch_is_refused(tmp_path):
+    seqs = random_sequences(n_users=30, n_items=20)
+    data = RunData("toy", seqs)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path, verbose=False,
+                   write_plot=False)
+    with pytest.raises(ValueError, match="different configuration"):
+        run_experiment(_cfg(epochs=1, lr=0.01), data=data, output_dir=tmp_path, verbose=False)
+
+
+def test_save_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_atomic({"v": torch.tensor([1.0])}, path)
+
+    def broken_save(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_atomic({"v": torch.tensor([2.0])}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["v"].item() == 1.0
+    assert os.listdir(tmp_path) == ["ck.pt"]  # no temporary left behind
+
+
+def test_early_stopping_restores_the_best_state(monkeypatch):
+    seqs = random_sequences(n_users=30, n_items=20)
+    split = leave_one_out(seqs)
+    cfg = _cfg(epochs=20, patience=2)
+    net = build_model(cfg, 20)
+    tr = Trainer(net, split, cfg)
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.9, 0.9])
+    snapshots = []
+
+    def fake_eval(which="valid", **kw):
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        return {"ndcg@10": next(scores)}
+
+    monkeypatch.setattr(tr, "evaluate", fake_eval)
+    res = tr.fit()
+    assert res.stopped_early and res.epochs_run == 4 and res.best_epoch == 1
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, snapshots[0][k])
+
+
+def test_bad_inputs_get_clear_errors():
+    seqs = random_sequences(n_users=20, n_items=15)
+    with pytest.raises(ValueError, match="rows"):
+        run_experiment(_cfg(init="pca", embeddings="x", hidden=8),
+                       data=RunData("toy", seqs, np.ones((14, 16), np.float32)), verbose=False)
+    bad = np.random.default_rng(0).normal(size=(15, 16)).astype(np.float32)
+    bad[4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        run_experiment(_cfg(init="pca", embeddings="x", hidden=8),
+                       data=RunData("toy", seqs, bad), verbose=False)
+    with pytest.raises(ValueError, match="0..n_items-1"):
+        Sequences.from_lists([[1, 2, 30]], n_items=15)
+    with pytest.raises(ValueError, match="needs item embeddings"):
+        Config(init="recpca", embeddings=None)
+    with pytest.raises(ValueError, match="model must be one of"):
+        Config(model="transformer")
+    empty = Sequences.from_lists([[], [], []], n_items=5)
+    with pytest.raises(ValueError, match="no interactions"):
+        run_experiment(_cfg(), data=RunData("empty", empty), verbose=False)
+
+
+def test_empty_and_short_users_are_dropped_with_a_warning():
+    lists = random_sequences(n_users=30, n_items=20).to_lists() + [[], [3], [4, 5]]
+    seqs = Sequences.from_lists(lists, n_items=20)
+    with pytest.warns(UserWarning, match=r"3 user\(s\) with fewer than 3 .*1 empty"):
+        res = run_experiment(_cfg(epochs=1), data=RunData("toy", seqs), verbose=False)
+    assert res["dataset"]["n_users"] == 30
+
+
+def test_pca_init_is_used_and_scaled():
+    seqs = random_sequences(n_users=30, n_items=20)
+    emb = np.random.default_rng(0).normal(size=(20, 24)).astype(np.float32)
+    res, tr = run_experiment(_cfg(init="pca", embeddings="x", hidden=8, epochs=1),
+                             data=RunData("toy", seqs, emb), verbose=False,
+                             return_trainer=True)
+    assert res["metrics"]["test"]["ndcg@10"] >= 0
+    assert res["config"]["init"] == "pca"
