@@ -219,3 +219,27 @@ def test_windows_cover_every_target_once():
         targets = sorted(t for items in got for t in (items[1:] if causal else items))
         expected = sorted(t for s in seqs.to_lists() for t in (s[1:] if causal else s))
         assert targets == expected
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("chunk", [1, 7, 100])
+def test_linear_cross_entropy_matches_autograd(with_bias, chunk):
+    from tfllmer_fast.losses import linear_cross_entropy
+
+    torch.manual_seed(0)
+    h = torch.randn(37, 16, requires_grad=True)
+    E = torch.randn(50, 16, requires_grad=True)
+    b = torch.randn(50, requires_grad=True) if with_bias else None
+    t = torch.randint(50, (37,))
+    loss = linear_cross_entropy(h, E, t, scale=2.5, bias=b, chunk=chunk)
+    (3.0 * loss).backward()
+    got = [h.grad.clone(), E.grad.clone()] + ([b.grad.clone()] if with_bias else [])
+    for p in (h, E, b):
+        if p is not None:
+            p.grad = None
+    ref = F.cross_entropy(2.5 * h @ E.t() + (b if with_bias else 0.0), t)
+    (3.0 * ref).backward()
+    torch.testing.assert_close(loss, ref)
+    want = [h.grad, E.grad] + ([b.grad] if with_bias else [])
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)

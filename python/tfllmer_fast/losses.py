@@ -21,12 +21,78 @@ import torch.nn.functional as F
 LOSSES = ("ce", "bce", "sampled_softmax")
 
 
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of ``logits = scale * h @ E.T (+ bias)`` without keeping logits.
+
+    The forward pass walks the targets in chunks: logits of a chunk, softmax in place, and
+    right away the gradients (``(p - onehot) / T`` times ``E`` / ``h``); the backward pass only
+    scales them. Same maths as ``F.cross_entropy(h @ E.T, t)``, but no (T, n_items) tensor
+    survives the chunk and the log-softmax backward / one-hot fill passes disappear: less
+    memory traffic on the CPU and far less memory on the GPU.
+    """
+
+    @staticmethod
+    def forward(ctx, h, E, bias, targets, scale, chunk):
+        T = h.shape[0]
+        Ec = E.to(h.dtype)
+        grad_h = torch.empty_like(h)
+        grad_E = torch.zeros(E.shape, dtype=torch.float32, device=E.device)
+        grad_b = None if bias is None else torch.zeros(bias.shape, dtype=torch.float32,
+                                                       device=bias.device)
+        total = torch.zeros((), dtype=torch.float32, device=h.device)
+        for a in range(0, T, chunk):
+            hc, tc = h[a:a + chunk], targets[a:a + chunk]
+            logits = (hc @ Ec.t()).float()
+            if scale != 1.0:
+                logits.mul_(scale)
+            if bias is not None:
+                logits.add_(bias.float())
+            rows = torch.arange(tc.numel(), device=h.device)
+            picked = logits[rows, tc]
+            m = logits.amax(1, keepdim=True)
+            logits.sub_(m).exp_()
+            z = logits.sum(1, keepdim=True)
+            total += (m.squeeze(1) + z.squeeze(1).log() - picked).sum()
+            logits.div_(z)                  # softmax
+            logits[rows, tc] -= 1.0         # d loss_i / d logits_i (before the 1/T)
+            if grad_b is not None:
+                grad_b += logits.sum(0) / T
+            logits.mul_(scale / T)          # logits = scale * h E^T: chain rule
+            g = logits.to(h.dtype)
+            grad_h[a:a + chunk] = g @ Ec
+            grad_E.addmm_(g.t().float(), hc.float()) if h.dtype != torch.float32 \
+                else grad_E.addmm_(g.t(), hc)
+        ctx.save_for_backward(grad_h, grad_E, *(() if grad_b is None else (grad_b,)))
+        ctx.has_bias = grad_b is not None
+        ctx.e_dtype = E.dtype
+        return total / T
+
+    @staticmethod
+    def backward(ctx, g):
+        grad_h, grad_E, *rest = ctx.saved_tensors
+        gb = rest[0] * g if ctx.has_bias else None
+        return grad_h * g.to(grad_h.dtype), (grad_E * g).to(ctx.e_dtype), gb, None, None, None
+
+
+def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None,
+                         chunk: int | None = None):
+    """``F.cross_entropy(scale * h @ E.T + bias, targets)`` computed chunk-wise (see
+    :class:`_LinearCrossEntropy`); ``chunk`` rows of logits at a time (default: about 1M
+    logits per chunk on the CPU, where small chunks stay in cache; 64M on a GPU)."""
+    if chunk is None:
+        budget = 1 << 20 if h.device.type == "cpu" else 1 << 26
+        chunk = max(1, budget // max(1, E.shape[0]))
+    return _LinearCrossEntropy.apply(h, E, bias, targets, float(scale), int(chunk))
+
+
 class FullCrossEntropy:
+    """Full-softmax CE over all items (fused, chunked; see :func:`linear_cross_entropy`)."""
+
     name = "ce"
 
     def __call__(self, model, h, targets, generator=None):
-        logits = model.score(h)
-        return F.cross_entropy(logits.float(), targets)
+        return linear_cross_entropy(model.output_hidden(h), model.item_table(), targets,
+                                    scale=1.0 / model.temperature, bias=model.output_bias())
 
 
 class _NegativeSampler:
