@@ -80,7 +80,10 @@ def rescale_table(Z: np.ndarray, scale: str, init_std: float) -> np.ndarray:
 
 def training_graph(split: LeaveOneOutSplit, *, window=None, weighting="count"):
     """Co-occurrence graph of the training part of ``split`` (scipy csr_array)."""
-    from . import cooccurrence  # provided by the co-occurrence module
+    try:
+        from . import cooccurrence  # provided by the co-occurrence module
+    except ImportError as e:  # pragma: no cover - only before that module is merged
+        raise ImportError("init='recpca' needs tfllmer_fast.cooccurrence") from e
 
     train = split.train
     return cooccurrence(train.offsets, train.items, n_items=train.n_items, window=window,
@@ -117,7 +120,10 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
         if timings is not None:
             timings["reduce_s"] = time.perf_counter() - t0
     else:
-        from . import RecPCA
+        try:
+            from . import RecPCA
+        except ImportError as e:  # pragma: no cover - only before that module is merged
+            raise ImportError("init='recpca' needs tfllmer_fast.RecPCA") from e
 
         if hidden > X.shape[1]:
             raise ValueError(f"cannot reduce {X.shape[1]}-d embeddings to {hidden} dimensions")
