@@ -42,6 +42,30 @@ def test_exact_blocks_equal_autograd_hessian(normalize_items, normalize_h, tau):
     torch.testing.assert_close(torch.block_diag(*blocks), full, rtol=1e-9, atol=atol)
 
 
+@pytest.mark.parametrize("normalize_h", [False, True])
+def test_gauss_newton_blocks_equal_jacobian_form(normalize_h):
+    # GGN = J^T (d^2 loss / d logits^2) J with J the Jacobian of the logits w.r.t. H.
+    E, H, t = _problem(n=20, d=4, B=3, seed=11, lognormal=0.5)
+    kw = dict(tau=0.5, normalize_items=True, normalize_h=normalize_h)
+    Et = E / E.norm(dim=1, keepdim=True)
+
+    def logits(X):
+        h = X / X.norm(dim=1, keepdim=True) if normalize_h else X
+        return h @ Et.T / 0.5
+
+    J = torch.autograd.functional.jacobian(logits, H).reshape(3 * 20, 3 * 4)
+    Z = logits(H)
+    A = torch.autograd.functional.hessian(
+        lambda z: torch.nn.functional.cross_entropy(z, t), Z).reshape(60, 60)
+    ggn = J.T @ A @ J
+    blocks = exact_ce_hessian_blocks(E, H, t, curvature="gauss_newton", **kw)
+    torch.testing.assert_close(torch.block_diag(*blocks), ggn, rtol=1e-9, atol=1e-13)
+    if not normalize_h:
+        torch.testing.assert_close(blocks, exact_ce_hessian_blocks(E, H, t, **kw))
+    spec_gn = conditioning_report(E, H, t, curvature="gauss_newton", **kw)
+    assert spec_gn["n_negative"] == 0 or spec_gn["lambda_min"] > -1e-12 * spec_gn["lambda_max"]
+
+
 def test_exact_blocks_closed_form_unnormalised():
     # block_b = E^T (diag p - p p^T) E / (B tau^2), written out with numpy
     E, H, t = _problem(n=25, d=5, B=3, seed=2)
@@ -189,6 +213,10 @@ def test_input_validation():
         conditioning_report(E, H, t, tau=0.0)
     with pytest.raises(ValueError, match="method"):
         conditioning_report(E, H, t, method="power")
+    with pytest.raises(ValueError, match="curvature"):
+        exact_ce_hessian_blocks(E, H, t, curvature="fisher")
+    with pytest.raises(ValueError, match="gauss_newton"):
+        conditioning_report(E, H, t, method="lanczos", curvature="gauss_newton")
     with pytest.raises(ValueError, match="which"):
         hessian_spectrum(lambda X: (X**2).sum(), H, which="middle")
     with pytest.raises(ValueError, match="scalar"):
@@ -209,3 +237,19 @@ class _nowarn:
 
     def __exit__(self, *exc):
         return self._cm.__exit__(*exc)
+
+
+def test_real_pca_table_is_worse_conditioned_than_random_init(data_dir):
+    # Scientific's raw 512-d text features PCA'd to 64-d (an LLMInit table) vs a random table.
+    path = data_dir / "scientific" / "item_emb_feat1cls_512.f32"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    X = np.fromfile(path, dtype=np.float32).reshape(-1, 512).astype(np.float64)
+    Xc = X - X.mean(0)
+    Z = Xc @ np.linalg.svd(Xc, full_matrices=False)[2][:64].T
+    rng = np.random.default_rng(0)
+    H = rng.normal(0, 0.02, (64, 64))
+    t = rng.integers(0, Z.shape[0], 64)
+    pca = conditioning_report(Z, H, t)
+    rand = conditioning_report(rng.normal(0, 0.02, Z.shape), H, t)
+    assert pca["condition_number"] > 10 * rand["condition_number"]

@@ -400,7 +400,7 @@ def softmax_ce_loss_fn(
 def exact_ce_hessian_blocks(
     E, H, targets, *, tau: float = 1.0, normalize_items: bool = False,
     normalize_h: bool = False, eps: float = 1e-12, dtype: torch.dtype | None = torch.float64,
-    device=None, chunk_size: int = 1024,
+    device=None, chunk_size: int = 1024, curvature: str = "hessian",
 ) -> torch.Tensor:
     """The exact d x d diagonal blocks of the Hessian of the mean CE loss w.r.t. ``H``.
 
@@ -414,6 +414,9 @@ def exact_ce_hessian_blocks(
 
         block_b = P S_b P / (B tau^2 r^2) - (g u^T + u g^T + (g.u) (I - 3 u u^T)) / r^2
 
+    ``curvature="gauss_newton"`` drops the second term (the generalised Gauss-Newton matrix
+    ``J^T S J``, positive semi-definite); it equals the Hessian when ``h`` is not normalised.
+
     Cost O(B n d^2) flops, memory O(chunk_size d^2 + B d^2).
 
     Returns
@@ -422,6 +425,8 @@ def exact_ce_hessian_blocks(
         Shape (B, d, d), symmetric, on ``device`` (default: ``H``'s) in ``dtype``.
     """
     tau = _check_tau(tau)
+    if curvature not in ("hessian", "gauss_newton"):
+        raise ValueError(f"curvature must be 'hessian' or 'gauss_newton', got {curvature!r}")
     E, H, t = _prepare(E, H, targets, dtype, device)
     B, d = H.shape
     n = E.shape[0]
@@ -456,6 +461,8 @@ def exact_ce_hessian_blocks(
     gu = (g * u).sum(dim=1)[:, None, None]
     r2 = (r * r)[:, :, None]
     block = (Pu @ S @ Pu) / r2
+    if curvature == "gauss_newton":
+        return 0.5 * (block + block.transpose(1, 2))
     block -= (g[:, :, None] * u[:, None, :] + u[:, :, None] * g[:, None, :]
               + gu * (eye - 3.0 * u[:, :, None] * u[:, None, :])) / r2
     return 0.5 * (block + block.transpose(1, 2))
@@ -535,13 +542,18 @@ def softmax_ce_representation_hessian(
 def conditioning_report(
     E, H, targets, tau: float = 1.0, normalize_items: bool = False, normalize_h: bool = False,
     *, method: str = "exact", dtype: torch.dtype | None = torch.float64, device=None,
-    rel_threshold: float = 1e-6, eps: float = 1e-12, **lanczos_kwargs,
+    rel_threshold: float = 1e-6, eps: float = 1e-12, curvature: str = "hessian",
+    **lanczos_kwargs,
 ) -> dict:
     """One row of conditioning figures for the study runner (plain floats and ints).
 
     ``method="exact"`` (default) takes all B*d eigenvalues from the exact Hessian blocks in
     float64 (about a second for n=12k items, d=64, B=256 on 2 CPU cores); ``"lanczos"`` uses
-    autograd Hessian-vector products (model-agnostic path, slower).
+    autograd Hessian-vector products (model-agnostic path, slower). ``curvature=
+    "gauss_newton"`` (exact method only) reports the PSD Gauss-Newton part instead of the
+    Hessian: with ``normalize_h`` far from a minimum the Hessian is strongly indefinite (the
+    normalisation's curvature times a large gradient) and its smallest positive eigenvalue
+    says little; the Gauss-Newton matrix is the usual conditioning measure there.
 
     Keys: ``lambda_max``, ``lambda_min`` (smallest algebraic, may be ~0 or negative),
     ``lambda_min_above_threshold``, ``threshold``, ``condition_number`` (= lambda_max /
@@ -562,13 +574,16 @@ def conditioning_report(
     median_block = None
     if method == "exact":
         blocks = exact_ce_hessian_blocks(Et, Ht, t, tau=tau, normalize_items=normalize_items,
-                                         normalize_h=normalize_h, eps=eps, dtype=Et.dtype)
+                                         normalize_h=normalize_h, eps=eps, dtype=Et.dtype,
+                                         curvature=curvature)
         vals_b = torch.linalg.eigvalsh(blocks).to("cpu", torch.float64).numpy()  # (B, d) ascending
         spec = _spectrum_from_eigenvalues(vals_b, 1, rel_threshold)
         bmax = vals_b[:, -1]
         bmin = np.where(vals_b > rel_threshold * bmax[:, None], vals_b, np.inf).min(axis=1)
         median_block = float(np.median(bmax / bmin))
     elif method in _METHODS:
+        if curvature != "hessian":
+            raise ValueError("curvature='gauss_newton' needs method='exact'")
         spec = softmax_ce_representation_hessian(
             Et, Ht, t, tau=tau, normalize_items=normalize_items, normalize_h=normalize_h,
             method=method, dtype=Et.dtype, eps=eps, rel_threshold=rel_threshold, **lanczos_kwargs)
@@ -589,6 +604,7 @@ def conditioning_report(
         "n_hvp": spec.n_hvp,
         "method": spec.method,
         "converged": spec.converged,
+        "curvature": curvature,
         "dtype": str(Et.dtype).replace("torch.", ""),
         "seconds": time.perf_counter() - t0,
         "tau": tau,
