@@ -27,6 +27,14 @@ int64_t gram_block_rows(int64_t n, int64_t D) {
 // so the summation order (and the result, bit for bit) does not depend on the thread count.
 int64_t gram_tile_width(int64_t D) { return D >= 1024 ? 256 : (D >= 256 ? 128 : 64); }
 
+// Eigen parallelises a GEMM itself when it sees an OpenMP team of one thread, and then picks
+// other blocking sizes (other rounding): keep it serial while the tiles run, so M is the same
+// bit for bit whatever n_threads is. Restores Eigen's default (all OpenMP threads) after.
+struct EigenSerialGemm {
+    EigenSerialGemm() { Eigen::setNbThreads(1); }
+    ~EigenSerialGemm() { Eigen::setNbThreads(0); }
+};
+
 // Spectra's operator for a dense symmetric matrix whose lower triangle is filled; checks
 // for Ctrl-C every few products (it runs on the calling thread).
 struct DenseLowerOp {
@@ -139,6 +147,7 @@ Eigen::MatrixXd recpca_gram(const RecPCAProblem<T, W>& p, int n_threads, const S
     Eigen::VectorXd a = Eigen::VectorXd::Zero(D), mu = Eigen::VectorXd::Zero(D);
     RowMajor<T> Y(B, D);
     ParallelErrors errors;
+    const EigenSerialGemm serial_gemm;
 
     for (int64_t r0 = 0; r0 < n; r0 += B) {
         throw_if_stopped(stop);

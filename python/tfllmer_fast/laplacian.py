@@ -27,10 +27,10 @@ def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: 
     """Validate a co-occurrence graph and return it as a canonical ``csr_array``.
 
     Accepts any scipy sparse matrix/array or a dense 2-D array. The result has float32 or
-    float64 weights (integer/bool weights become float64), int32 column indices, sorted
+    float64 weights (integer/bool weights become float64), sorted
     indices without duplicates and no diagonal (self-loops are ignored, as in
     ``scipy.sparse.csgraph.laplacian``). Nothing is copied when ``A`` already is such a
-    matrix. Raises ``ValueError`` for a non-square graph, a size other than ``n``, NaN/Inf,
+    matrix. (scipy may keep int64 indices; :func:`csr_parts` gives the kernels' types.) Raises ``ValueError`` for a non-square graph, a size other than ``n``, NaN/Inf,
     negative weights or an asymmetric graph.
     """
     if sp.issparse(A):
@@ -65,10 +65,8 @@ def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: 
         G.eliminate_zeros()
     if G.nnz:
         _check_symmetric(G, name, symmetry_rtol)
-    if G.indices.dtype != np.int32:
-        if G.shape[0] > np.iinfo(np.int32).max:
-            raise ValueError(f"{name} has more than 2^31 - 1 items, which is not supported")
-        G = sp.csr_array((G.data, G.indices.astype(np.int32), G.indptr), shape=G.shape)
+    if G.shape[0] > np.iinfo(np.int32).max:
+        raise ValueError(f"{name} has more than 2^31 - 1 items, which is not supported")
     return G
 
 
@@ -88,6 +86,12 @@ def _check_symmetric(G: sp.csr_array, name: str, rtol: float) -> None:
             f"{name} is not symmetric (max |A - A.T| = {worst:g}, max |A| = {scale:g}); "
             "symmetrise it, e.g. (A + A.T) / 2 or A.maximum(A.T)"
         )
+
+
+def csr_parts(G: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(indptr int64, indices int32, data)`` of a checked graph, as the C++ kernels take them
+    (scipy unifies the two index dtypes inside a matrix, so they are converted here)."""
+    return G.indptr.astype(np.int64, copy=False), G.indices.astype(np.int32, copy=False), G.data
 
 
 def degrees(G: sp.csr_array) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from ._validation import check_float_matrix, check_n_threads
-from .laplacian import check_graph, check_kind, shifted_operator
+from .laplacian import check_graph, check_kind, csr_parts, shifted_operator
 from .normalization import inverse_norms, row_norms, warn_zero_rows
 
 SOLVERS = ("auto", "gram", "matrix_free")
@@ -239,7 +239,7 @@ class RecPCA:
         if self.random_state is not None:
             init = np.random.default_rng(self.random_state).standard_normal(dim)
         res = _core.recpca_fit(
-            Xa, G.indptr.astype(np.int64, copy=False), G.indices, G.data, t, s, lam, wa, wm, c,
+            Xa, *csr_parts(G), t, s, lam, wa, wm, c,
             d, ncv, int(self.max_iter), float(self.tol), init, solver, bool(dense), n_threads,
         )
         if not res["converged"]:
