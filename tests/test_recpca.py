@@ -14,6 +14,9 @@ from tfllmer_fast import RecPCA, RecPCAConvergenceError, laplacian
 from tfllmer_fast import _core
 from tfllmer_fast.recpca import solver_costs
 
+# Large lam on random data gives non-positive eigenvalues on purpose (tested separately).
+pytestmark = pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:RuntimeWarning")
+
 
 def cooccurrence_graph(seqs, n_items):
     """Whole-history co-occurrence (binary per user) with scipy: off-diagonal of B^T B.
@@ -309,3 +312,11 @@ def test_fit_releases_the_gil():
     assert errors, "the fit should have run into max_iter"
     gaps = np.diff(stamps)
     assert len(stamps) > 100 and gaps.max() < 0.5, (len(stamps), gaps.max())
+
+
+@pytest.mark.filterwarnings("error:.*eigenvalues of M are <= 0:RuntimeWarning")
+def test_warns_when_lam_makes_selected_eigenvalues_non_positive():
+    X, A = random_problem()
+    RecPCA(5, lam=0.5).fit(X, A)  # no warning (turned into an error here)
+    with pytest.raises(RuntimeWarning, match="5 of the 5 selected eigenvalues"):
+        RecPCA(5, lam=50.0).fit(X, A)

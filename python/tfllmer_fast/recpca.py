@@ -12,6 +12,8 @@ indefinite once ``lam`` passes 1/2 with the normalised Laplacian). The work is d
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _core
@@ -110,7 +112,8 @@ class RecPCA:
     Attributes
     ----------
     components_ : ndarray (D, d), float64, orthonormal columns
-    eigenvalues_ : ndarray (d,), descending eigenvalues of M (not divided by n)
+    eigenvalues_ : ndarray (d,), descending eigenvalues of M (not divided by n). A warning
+        is issued when some are <= 0 (lam too large for this d; see the README)
     mean_ : ndarray (D,), the column mean subtracted (zeros when ``center=False``)
     n_iter_ : int, Spectra restarts (0 for the dense eigensolver)
     n_matvec_ : int, operator applications (of M, or of the implicit operator)
@@ -249,12 +252,22 @@ class RecPCA:
                 f"(now {self.max_iter}), loosen tol (now {self.tol:g}) or enlarge ncv (now {ncv}; "
                 f"n_components < ncv <= D = {dim}, larger converges in fewer restarts)."
             )
+        eig = np.asarray(res["eigenvalues"], dtype=np.float64)
+        n_nonpos = int(np.count_nonzero(eig <= 1e-10 * max(abs(eig).max(), 1e-300)))
+        if n_nonpos:
+            warnings.warn(
+                f"{n_nonpos} of the {d} selected eigenvalues of M are <= 0 (lam = {lam:g}): the graph "
+                "penalty outweighs the variance in those directions, and eigenvalue-0 directions may "
+                "be null directions of X (zero variance, Z ~ 0 there). Use a smaller lam or n_components.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         W = np.asarray(res["eigenvectors"], dtype=np.float64)
         # Deterministic signs: the largest-magnitude entry of every component is positive.
         lead = W[np.argmax(np.abs(W), axis=0), np.arange(W.shape[1])]
         W *= np.where(lead < 0, -1.0, 1.0)
         self.components_ = W
-        self.eigenvalues_ = np.asarray(res["eigenvalues"], dtype=np.float64)
+        self.eigenvalues_ = eig
         self.mean_ = np.asarray(res["mean"], dtype=np.float64) if self.center else np.zeros(dim)
         self.n_iter_ = int(res["n_iter"])
         self.n_matvec_ = int(res["n_matvec"])
