@@ -318,5 +318,7 @@ def test_fit_releases_the_gil():
 def test_warns_when_lam_makes_selected_eigenvalues_non_positive():
     X, A = random_problem()
     RecPCA(5, lam=0.5).fit(X, A)  # no warning (turned into an error here)
+    # complete graph: X_c^T L X_c = n/(n-1) X_c^T X_c, so M < 0 for lam > (n-1)/n
+    K = sp.csr_array(np.ones((300, 300)) - np.eye(300))
     with pytest.raises(RuntimeWarning, match="5 of the 5 selected eigenvalues"):
-        RecPCA(5, lam=50.0).fit(X, A)
+        RecPCA(5, lam=2.0).fit(X, K)
