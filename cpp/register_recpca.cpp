@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -115,7 +116,34 @@ py::dict result_dict(EigResult&& r) {
 
 }  // namespace
 
+template <class T>
+void row_norms_kernel(const T* X, int64_t n, int64_t D, double* out, int n_threads) {
+    ConstRowMap<T> Xm(X, n, D);
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+    for (int64_t i = 0; i < n; ++i) out[i] = std::sqrt(Xm.row(i).template cast<double>().squaredNorm());
+}
+
 void register_recpca(py::module_& m) {
+    m.def(
+        "row_norms",
+        [](py::array X, int n_threads) {
+            require(X.ndim() == 2 && (X.flags() & py::array::c_style), "X must be a C-contiguous 2-D array");
+            require(n_threads >= 1, "n_threads must be >= 1");
+            const bool xf = has_dtype<float>(X);
+            require(xf || has_dtype<double>(X), "X must be float32 or float64");
+            const int64_t n = X.shape(0), D = X.shape(1);
+            py::array_t<double> out(n);
+            double* o = out.mutable_data();
+            const void* x = X.data();
+            call_without_gil([&] {
+                if (xf) row_norms_kernel(static_cast<const float*>(x), n, D, o, n_threads);
+                else row_norms_kernel(static_cast<const double*>(x), n, D, o, n_threads);
+                return 0;
+            });
+            return out;
+        },
+        py::arg("X"), py::arg("n_threads"), "Euclidean row norms, accumulated in double (private).");
+
     m.def(
         "recpca_fit",
         [](py::array X, py::array indptr, py::array indices, py::array data, py::array t, py::array s, double lam,

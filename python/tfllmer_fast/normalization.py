@@ -9,15 +9,22 @@ import warnings
 
 import numpy as np
 
-from ._validation import check_float_matrix
+from . import _core
+from ._validation import check_float_matrix, check_n_threads
 
 # Rows per block when norms are accumulated in float64: bounds the temporary to a few MB
 # whatever n is, so a float32 X is never upcast as a whole.
 _BLOCK_ROWS = 1 << 14
 
 
-def row_norms(X: np.ndarray) -> np.ndarray:
-    """Euclidean norm of every row, accumulated in float64 block by block (no full copy)."""
+def row_norms(X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
+    """Euclidean norm of every row, accumulated in float64 (no full copy of X).
+
+    C-contiguous float32/float64 input goes through the OpenMP kernel; anything else
+    through numpy, block by block.
+    """
+    if X.ndim == 2 and X.dtype in (np.float32, np.float64) and X.flags.c_contiguous and X.size:
+        return _core.row_norms(X, check_n_threads(n_threads))
     n = X.shape[0]
     out = np.empty(n, dtype=np.float64)
     for start in range(0, n, _BLOCK_ROWS):

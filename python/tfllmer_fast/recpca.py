@@ -222,7 +222,7 @@ class RecPCA:
 
         t0, s0 = shifted_operator(G, self.laplacian, lam)
         if self.normalize:
-            norms = row_norms(Xa)
+            norms = row_norms(Xa, n_threads)
             r = inverse_norms(norms)
             self.zero_rows_ = np.flatnonzero(norms == 0)
             warn_zero_rows(self.zero_rows_, n)
