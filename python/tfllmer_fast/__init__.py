@@ -5,16 +5,16 @@ embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone
 """
 
 from ._build import build_info
-
+from .conditioning import conditioning_report, hessian_spectrum
 from .data import (Dataset, load_dataset, load_embeddings, load_interactions, load_item_text,
                    load_recbole_atomic, load_sequence_file)
+from .diagnostics import EmbeddingDiagnostics, embedding_diagnostics
+from .laplacian import laplacian
+from .normalization import normalize_embeddings
+from .recpca import RecPCA, RecPCAConvergenceError
 from .sequences import Sequences, kcore_filter, leave_one_out
 from .synthetic import SyntheticCatalogue, make_synthetic_catalogue
 from .text import embed_texts
-
-__all__ = ["Dataset", "load_dataset", "load_embeddings", "load_interactions", "load_item_text",
-           "load_recbole_atomic", "load_sequence_file", "Sequences", "kcore_filter",
-           "leave_one_out", "SyntheticCatalogue", "make_synthetic_catalogue", "embed_texts"]
 
 # Training stack (torch): backbones, trainer, evaluation, the pipeline and its config.
 from .config import Config
@@ -24,9 +24,20 @@ from .models import BERT4Rec, GRU4Rec, SASRec
 from .pipeline import run_experiment
 from .trainer import Trainer
 
-__all__ += ["BERT4Rec", "Config", "GRU4Rec", "SASRec", "Trainer", "evaluate",
-            "metrics_from_ranks", "run_experiment"]
-
 __version__ = "0.1.0"
 
-__all__ += ["build_info", "__version__"]
+__all__ = [
+    "__version__", "build_info",
+    # data
+    "Sequences", "leave_one_out", "kcore_filter", "Dataset", "load_dataset", "load_embeddings",
+    "load_interactions", "load_item_text", "load_recbole_atomic", "load_sequence_file",
+    "SyntheticCatalogue", "make_synthetic_catalogue", "embed_texts",
+    # embeddings and Rec-PCA
+    "laplacian", "normalize_embeddings", "EmbeddingDiagnostics", "embedding_diagnostics",
+    "RecPCA", "RecPCAConvergenceError",
+    # diagnostics of training
+    "hessian_spectrum", "conditioning_report",
+    # training and evaluation
+    "Config", "SASRec", "GRU4Rec", "BERT4Rec", "Trainer", "evaluate", "metrics_from_ranks",
+    "run_experiment",
+]

@@ -1,0 +1,104 @@
+// Sparse graph operators applied to dense rows, parallel with OpenMP (no Python here).
+//
+// Rec-PCA needs T X for T = I - lam L and a dense n x D matrix X. Every variant it uses
+// (normalised or combinatorial Laplacian, rows of X rescaled to unit norm on the fly) is of
+// the form
+//     T' = diag(t) + lam * diag(s) A diag(s)
+// with A the symmetric co-occurrence graph in CSR form and t, s per-item vectors prepared by
+// the caller. Folding the row scaling into t and s lets the kernels read X as given (float32
+// or float64, read-only or memory-mapped) without a normalised copy.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <exception>
+#include <mutex>
+
+namespace tfllmer {
+
+#ifndef TFLLMER_PREFETCH_AHEAD
+#define TFLLMER_PREFETCH_AHEAD 2
+#endif
+
+template <class W>
+struct ShiftedGraph {
+    int64_t n = 0;
+    const int64_t* indptr = nullptr;  // n + 1 entries
+    const int32_t* indices = nullptr;
+    const W* data = nullptr;
+    const double* t = nullptr;  // diagonal term, n entries
+    const double* s = nullptr;  // symmetric scaling of A, n entries
+    double lam = 0.0;
+};
+
+template <class T>
+using RowMajor = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ConstRowMap = Eigen::Map<const RowMajor<T>>;
+
+// Y.row(i - begin) = (T' X).row(i) for i in [begin, end). Called inside a parallel region by
+// the caller's worksharing loop, or serially.
+template <class T, class W>
+inline void shifted_graph_row(const ShiftedGraph<W>& g, const ConstRowMap<T>& X, int64_t i,
+                              T* y_out) {
+    const Eigen::Index D = X.cols();
+    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>> y(y_out, D);
+    y.noalias() = T(g.t[i]) * X.row(i);
+    const double si = g.lam * g.s[i];
+    if (si == 0.0) return;
+    const int64_t end = g.indptr[i + 1];
+    const size_t row_bytes = size_t(D) * sizeof(T);
+    for (int64_t p = g.indptr[i]; p < end; ++p) {
+        // The neighbours' rows are scattered over X: ask for the row after next now, so
+        // that its cache lines are on their way while this one is accumulated.
+        if (p + TFLLMER_PREFETCH_AHEAD < end) {
+            const char* next = reinterpret_cast<const char*>(X.data() + int64_t(g.indices[p + TFLLMER_PREFETCH_AHEAD]) * D);
+            for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(next + b, 0, 1);
+        }
+        const int32_t j = g.indices[p];
+        const double w = si * double(g.data[p]) * g.s[j];
+        if (w != 0.0) y.noalias() += T(w) * X.row(j);
+    }
+}
+
+// w = T' z for n-vectors (the graph part of a matrix-free product), in double.
+template <class W>
+inline void shifted_graph_vector(const ShiftedGraph<W>& g, const double* z, double* w, int n_threads) {
+#pragma omp parallel for schedule(dynamic, 1024) num_threads(n_threads)
+    for (int64_t i = 0; i < g.n; ++i) {
+        double acc = 0.0;
+        const double si = g.lam * g.s[i];
+        if (si != 0.0) {
+            for (int64_t p = g.indptr[i]; p < g.indptr[i + 1]; ++p) {
+                const int32_t j = g.indices[p];
+                acc += double(g.data[p]) * g.s[j] * z[j];
+            }
+        }
+        w[i] = g.t[i] * z[i] + si * acc;
+    }
+}
+
+// Exceptions must not escape an OpenMP region: remember the first one and rethrow it on
+// the calling thread once the region has ended.
+class ParallelErrors {
+  public:
+    template <class Fn>
+    void run(Fn&& fn) noexcept {
+        try {
+            fn();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+    void rethrow() {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::exception_ptr error_;
+};
+
+}  // namespace tfllmer
