@@ -113,7 +113,7 @@ def cmd_reduce(args) -> int:
     import scipy.sparse as sp
 
     from . import RecPCA
-    from .item_init import check_embeddings, l2_normalize_rows, training_graph
+    from .item_init import check_embeddings, training_graph
 
     config = config_from_args(args)
     if config.embeddings is None:
@@ -126,9 +126,9 @@ def cmd_reduce(args) -> int:
                                  weighting=config.graph_weighting))
     if graph.shape != (split.n_items, split.n_items):
         raise SystemExit(f"graph shape {graph.shape} does not match {split.n_items} items")
-    Xn = X if config.normalize_llm is False else l2_normalize_rows(X)
-    pca = RecPCA(n_components=args.dim or config.hidden, lam=config.lam)
-    Z = pca.fit_transform(Xn, graph)
+    pca = RecPCA(n_components=args.dim or config.hidden, lam=config.lam,
+                 normalize=config.normalize_llm is not False)
+    Z = pca.fit_transform(X, graph)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, Z=np.asarray(Z, np.float32), components=pca.components_,

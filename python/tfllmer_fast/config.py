@@ -59,7 +59,7 @@ class Config:
     normalize_items: bool = True     # logits = <h, e/||e||> / temperature
     normalize_hidden: bool = False
     temperature: float = 1.0
-    lam: float = 1.0                 # Rec-PCA lambda
+    lam: float = 0.5                 # Rec-PCA lambda (RecPCA's default)
     graph_window: int | None = None  # co-occurrence window (None = whole history)
     graph_weighting: str = "count"
     normalize_llm: bool | None = None  # L2-normalise LLM rows before PCA (None: recpca yes, pca no)

@@ -6,8 +6,8 @@
   unless ``normalize_llm=True``.
 * ``recpca``: Rec-PCA with the **training** co-occurrence graph (never validation/test
   items): ``graph = cooccurrence(train.offsets, train.items, n_items, window=...)``, then
-  ``RecPCA(n_components=hidden, lam=lam).fit_transform(X_normalised, graph)``. Rows are
-  L2-normalised first (``normalize_llm`` defaults to True here).
+  ``RecPCA(n_components=hidden, lam=lam, normalize=True).fit_transform(X, graph)`` (rows
+  L2-normalised, then centred; ``normalize_llm=False`` skips the normalisation).
 
 Scaling (``scale``): the projected table has the spread of the LLM space, which is unrelated
 to the backbone's own parameters. ``"std"`` (default) rescales the whole table by one factor
@@ -132,8 +132,9 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
         t1 = time.perf_counter()
         if timings is not None:
             timings["graph_s"] = t1 - t0
-        Xn = l2_normalize_rows(X) if normalize_llm else X
-        Z = RecPCA(n_components=hidden, lam=lam).fit_transform(Xn, graph)
+        # RecPCA normalises the rows itself (normalize=True) and centres them.
+        Z = RecPCA(n_components=hidden, lam=lam, normalize=bool(normalize_llm)).fit_transform(
+            X, graph)
         if timings is not None:
             timings["reduce_s"] = time.perf_counter() - t1
     Z = rescale_table(np.asarray(Z), scale, init_std)
