@@ -91,7 +91,7 @@ def training_graph(split: LeaveOneOutSplit, *, window=None, weighting="count"):
 
 
 def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: int, *,
-                       lam: float = 1.0, window=None, weighting: str = "count",
+                       lam: float = 0.5, window=None, weighting: str = "count",
                        graph=None, normalize_llm: bool | None = None, scale: str = "std",
                        init_std: float = 0.02, timings: dict | None = None):
     """The (n_items, hidden) float32 initial item table for ``mode``, or None for random.
