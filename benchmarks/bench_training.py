@@ -7,7 +7,7 @@ Default (CI): the first 1,000 Beauty users, one round (seconds). ``TFLLMER_BENCH
 
 Settings = RecBole's SASRec defaults (hidden 64, 2 layers, 2 heads, inner 256, dropout 0.5,
 max length 50, CE loss, Adam 1e-3, batch 256), ID-only (random item table, plain dot product).
-``TFLLMER_BENCH_THREADS`` sets torch's CPU threads (default: torch's own).
+``TFLLMER_BENCH_THREADS`` sets torch's CPU threads (default: 1 for the small size, torch's own for the full size).
 
 **RecBole in the same session.** With ``TFLLMER_BENCH_RECBOLE=1`` and RecBole's venv present
 (``$TFLLMER_RECBOLE_PYTHON``, default ``/work/recbole-venv/bin/python``, made by
@@ -38,7 +38,8 @@ from tfllmer_fast.trainer import Trainer, build_model
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 ROUNDS = 3 if FULL else 1
 N_USERS = None if FULL else 1000
-THREADS = int(os.environ["TFLLMER_BENCH_THREADS"]) if os.environ.get("TFLLMER_BENCH_THREADS") else None
+THREADS = (int(os.environ["TFLLMER_BENCH_THREADS"]) if os.environ.get("TFLLMER_BENCH_THREADS")
+           else None if FULL else 1)  # the CI-sized default stays quick on a busy box
 
 #: DESIGN.md reference figures (RecBole 1.2.1 SASRec on Beauty; measured earlier, quiet machine).
 RECBOLE_REFERENCE = {"cpu": {"epoch_s": 217.0, "eval_s": 15.3},
