@@ -13,7 +13,10 @@
 #include "cooccurrence.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <numeric>
@@ -26,13 +29,33 @@
 namespace tfllmer {
 namespace {
 
+using cooc_detail::BigVector;
 using cooc_detail::run_tasks;
+
+// TFLLMER_COOC_PROFILE=1 prints the time of each phase to stderr (development aid).
+struct PhaseTimer {
+    static bool enabled() {
+        static const bool on = [] {
+            const char* e = std::getenv("TFLLMER_COOC_PROFILE");
+            return e && *e && *e != '0';
+        }();
+        return on;
+    }
+    std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+    void lap(const char* what) {
+        if (!enabled()) return;
+        const auto now = std::chrono::steady_clock::now();
+        std::fprintf(stderr, "[cooc] %-10s %8.3f s\n", what, std::chrono::duration<double>(now - t).count());
+        t = now;
+    }
+};
 using cooc_detail::split_point;
 using cooc_detail::TaskContext;
 
 // 64.64 fixed point: 1/d is stored as floor(2^64 / d); sums of up to 2^63 terms cannot overflow.
 using Fixed = unsigned __int128;
 
+inline float to_float(uint32_t x) { return static_cast<float>(x); }
 inline float to_float(uint64_t x) { return static_cast<float>(x); }
 inline float to_float(Fixed x) {
     const double hi = static_cast<double>(static_cast<uint64_t>(x >> 64));
@@ -45,27 +68,31 @@ struct Chunk {
     int64_t n_users;
     const int32_t* items;
     int64_t max_history;
+    const int64_t* ends = nullptr;  // if set, user u's positions are [offsets[u], ends[u])
     // Positions of user u that take part: [lo, hi), the most recent max_history of them.
     void range(int64_t u, int64_t& lo, int64_t& hi) const {
         lo = offsets[u];
-        hi = offsets[u + 1];
+        hi = ends ? ends[u] : offsets[u + 1];
         if (max_history > 0 && hi - lo > max_history) lo = hi - max_history;
     }
 };
 
 struct Occurrence {
-    int64_t pos;   // global position in items
-    int64_t user;  // user index within the chunk
+    int64_t pos;  // global position in items
+    int64_t tag;  // the user index within the chunk, or (OccurrenceTag::End) the user's end
 };
+
+enum class OccurrenceTag { User, End };
 
 struct OccurrenceIndex {
     std::vector<int64_t> start;  // n_items + 1; occurrences of item i: [start[i], start[i+1])
-    std::unique_ptr<Occurrence[]> occ;
+    BigVector<Occurrence> occ;
 };
 
 // Parallel counting sort by item; within an item, occurrences stay in (user, position) order
 // because every thread owns a contiguous range of users and writes after the threads before it.
-OccurrenceIndex build_occurrences(const Chunk& c, int64_t n_items, int n_threads, const StopCheck& stop) {
+OccurrenceIndex build_occurrences(const Chunk& c, int64_t n_items, int n_threads, OccurrenceTag tag,
+                                  const StopCheck& stop) {
     const int64_t total = c.offsets[c.n_users];
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(n_threads, c.n_users));
     std::vector<int64_t> bound(parts + 1);
@@ -99,17 +126,18 @@ OccurrenceIndex build_occurrences(const Chunk& c, int64_t n_items, int n_threads
         }
     }
     index.start[n_items] = running;
-    index.occ.reset(new Occurrence[std::max<int64_t>(running, 1)]);
+    index.occ.resize(running);
 
     throw_if_stopped(stop);
     run_tasks(n_threads, parts, stop, [&](TaskContext& ctx, int64_t k) {
         int64_t* cur = cursor.data() + k * n_items;
-        Occurrence* occ = index.occ.get();
+        Occurrence* occ = index.occ.data();
         for (int64_t u = bound[k]; u < bound[k + 1]; ++u) {
             if ((u & 4095) == 0 && ctx.tick()) return;
             int64_t lo, hi;
             c.range(u, lo, hi);
-            for (int64_t q = lo; q < hi; ++q) occ[cur[c.items[q]]++] = Occurrence{q, u};
+            const int64_t t = tag == OccurrenceTag::User ? u : hi;
+            for (int64_t q = lo; q < hi; ++q) occ[cur[c.items[q]]++] = Occurrence{q, t};
         }
     });
     return index;
@@ -120,8 +148,8 @@ template <class Acc>
 struct RowBlock {
     int64_t row_begin = 0, row_end = 0;
     std::vector<int64_t> ends;  // ends[r - row_begin]: one past row r's last entry
-    std::vector<int32_t> cols;
-    std::vector<Acc> vals;
+    BigVector<int32_t> cols;
+    BigVector<Acc> vals;
 };
 
 // Read-only view of a row-wise result, whatever holds it (blocks or an accumulated CSR).
@@ -137,8 +165,8 @@ struct RowView {
 template <class Acc>
 struct AccCsr {
     std::vector<int64_t> indptr;
-    std::vector<int32_t> cols;
-    std::vector<Acc> vals;
+    BigVector<int32_t> cols;
+    BigVector<Acc> vals;
 };
 
 template <class Acc>
@@ -180,6 +208,9 @@ RowView<Acc> view_of(const AccCsr<Acc>& a, int64_t n) {
     return v;
 }
 
+// How many occurrences ahead the row loops prefetch.
+constexpr int64_t kAhead = 8;
+
 // Per-thread dense accumulator for one row.
 template <class Acc>
 struct Scratch {
@@ -212,7 +243,7 @@ struct Scratch {
             const Acc v = acc[j];
             acc[j] = Acc(0);
             if (!mark.empty()) mark[j] = -1;
-            if (j != row) {
+            if (j != row && j >= first_col) {
                 out.cols.push_back(j);
                 out.vals.push_back(v);
             }
@@ -242,20 +273,27 @@ struct Scratch {
 template <CoocWeighting W, class Acc>
 class WindowRows {
 public:
-    static constexpr bool kUpper = false;
+    static constexpr bool kUpper = false;  // (for sizing: the work is that of full rows)
     static constexpr bool kMarks = W == CoocWeighting::Binary;
 
-    WindowRows(const Chunk& c, const OccurrenceIndex& index, int64_t window, const std::vector<Fixed>& inv)
-        : c_(c), index_(index), window_(window), inv_(inv) {}
+    // upper: emit only the columns > row (what a streaming counter keeps).
+    WindowRows(const Chunk& c, const OccurrenceIndex& index, int64_t window, const std::vector<Fixed>& inv,
+               bool upper)
+        : c_(c), index_(index), window_(window), inv_(inv), upper_(upper) {}
 
     // Returns false when asked to give up (the partial state is thrown away then).
     template <bool kBitmap>
     bool row(int64_t row, Scratch<Acc>& s, RowBlock<Acc>& out, TaskContext& ctx) const {
-        const Occurrence* occ = index_.occ.get();
+        const Occurrence* occ = index_.occ.data();
         const int32_t* items = c_.items;
-        for (int64_t k = index_.start[row]; k < index_.start[row + 1]; ++k) {
+        const int64_t k_end = index_.start[row + 1];
+        for (int64_t k = index_.start[row]; k < k_end; ++k) {
             if ((k & 63) == 0 && ctx.tick()) return false;
-            const int64_t p = occ[k].pos, u = occ[k].user;
+            if (k + kAhead < k_end) {
+                __builtin_prefetch(items + std::max<int64_t>(occ[k + kAhead].pos - window_, 0));
+                __builtin_prefetch(c_.offsets + occ[k + kAhead].tag);
+            }
+            const int64_t p = occ[k].pos, u = occ[k].tag;
             int64_t lo, hi;
             c_.range(u, lo, hi);
             if (window_ > 0) {
@@ -276,7 +314,7 @@ public:
                 for (int64_t q = p + 1; q < hi; ++q) s.template add<kBitmap>(items[q], inv_[q - p]);
             }
         }
-        s.template emit<kBitmap>(out, row, 0);
+        s.template emit<kBitmap>(out, row, upper_ ? row + 1 : 0);
         return true;
     }
 
@@ -285,70 +323,80 @@ private:
     const OccurrenceIndex& index_;
     int64_t window_;
     const std::vector<Fixed>& inv_;
+    bool upper_;
 };
 
 // Users' (truncated) histories as sorted distinct items with multiplicities: the whole-history
-// count is then sum_u mult_u(i) * mult_u(j), and binary is 1 per user, for i < j.
+// count is then sum_u mult_u(i) * mult_u(j), and binary is 1 per user, for i < j. Each user
+// keeps its slot [begin[u], begin[u] + truncated length) and uses the first ends[u] - begin[u].
 struct DistinctChunk {
-    std::vector<int64_t> offsets;
-    std::vector<int32_t> items;
-    std::vector<uint64_t> mult;
-    bool repeats = false;  // some user has an item more than once
+    std::vector<int64_t> begin;  // n_users + 1
+    std::vector<int64_t> ends;   // n_users
+    BigVector<int32_t> items;
+    BigVector<uint32_t> mult;    // only when some user repeats an item
+    bool repeats = false;
 };
 
 DistinctChunk distinct_items(const Chunk& c, int n_threads, const StopCheck& stop) {
     const int64_t n_users = c.n_users;
-    std::vector<int64_t> trunc(n_users + 1, 0);
+    DistinctChunk d;
+    d.begin.assign(n_users + 1, 0);
+    d.ends.assign(n_users, 0);
+    bool repeats = false;
     for (int64_t u = 0; u < n_users; ++u) {
         int64_t lo, hi;
         c.range(u, lo, hi);
-        trunc[u + 1] = trunc[u] + (hi - lo);
+        if (hi - lo > static_cast<int64_t>(UINT32_MAX))
+            throw std::length_error("a user has more than 2^32 - 1 interactions in one chunk: set max_history");
+        d.begin[u + 1] = d.begin[u] + (hi - lo);
     }
-    std::vector<int32_t> sorted(trunc[n_users]);
-    DistinctChunk d;
-    d.offsets.assign(n_users + 1, 0);
+    d.items.resize(d.begin[n_users]);
     const int64_t tasks = std::max<int64_t>(1, std::min<int64_t>(n_users, 64 * static_cast<int64_t>(n_threads)));
-    auto user_begin = [&](int64_t t) {
-        return std::lower_bound(trunc.begin(), trunc.end(), split_point(trunc[n_users], tasks, t)) - trunc.begin();
-    };
     std::vector<int64_t> bound(tasks + 1);
-    for (int64_t t = 0; t <= tasks; ++t) bound[t] = std::min<int64_t>(user_begin(t), n_users);
+    for (int64_t t = 0; t <= tasks; ++t)
+        bound[t] = std::lower_bound(d.begin.begin(), d.begin.end(), split_point(d.begin[n_users], tasks, t)) -
+                   d.begin.begin();
     bound[0] = 0;
     bound[tasks] = n_users;
-    std::atomic<bool> repeats{false};
+    for (auto& b : bound) b = std::min(b, n_users);
+    // Pass 1: sort each user's items into its slot and find whether any repeats.
+    std::atomic<bool> any_repeat{false};
     run_tasks(n_threads, tasks, stop, [&](TaskContext& ctx, int64_t t) {
         bool rep = false;
         for (int64_t u = bound[t]; u < bound[t + 1]; ++u) {
             if ((u & 1023) == 0 && ctx.tick()) return;
             int64_t lo, hi;
             c.range(u, lo, hi);
-            int32_t* seg = sorted.data() + trunc[u];
+            int32_t* seg = d.items.data() + d.begin[u];
             std::copy(c.items + lo, c.items + hi, seg);
             std::sort(seg, seg + (hi - lo));
-            int64_t distinct = hi > lo ? 1 : 0;
-            for (int64_t k = 1; k < hi - lo; ++k) distinct += seg[k] != seg[k - 1];
-            rep |= distinct != hi - lo;
-            d.offsets[u + 1] = distinct;
+            for (int64_t k = 1; k < hi - lo && !rep; ++k) rep = seg[k] == seg[k - 1];
         }
-        if (rep) repeats.store(true);
+        if (rep) any_repeat.store(true);
     });
-    for (int64_t u = 0; u < n_users; ++u) d.offsets[u + 1] += d.offsets[u];
-    d.items.resize(d.offsets[n_users]);
-    d.repeats = repeats.load();
-    if (d.repeats) d.mult.resize(d.offsets[n_users]);
+    repeats = any_repeat.load();
+    d.repeats = repeats;
+    if (repeats) d.mult.resize(d.begin[n_users]);
+    // Pass 2: run-length encode each slot in place.
     run_tasks(n_threads, tasks, stop, [&](TaskContext& ctx, int64_t t) {
         for (int64_t u = bound[t]; u < bound[t + 1]; ++u) {
-            const int32_t* seg = sorted.data() + trunc[u];
-            const int64_t len = trunc[u + 1] - trunc[u];
-            int64_t o = d.offsets[u];
+            int32_t* seg = d.items.data() + d.begin[u];
+            const int64_t len = d.begin[u + 1] - d.begin[u];
+            if (!repeats) {
+                d.ends[u] = d.begin[u + 1];
+                continue;
+            }
+            uint32_t* mult = d.mult.data() + d.begin[u];
+            int64_t o = 0;
             for (int64_t k = 0; k < len;) {
                 int64_t e = k + 1;
                 while (e < len && seg[e] == seg[k]) ++e;
-                d.items[o] = seg[k];
-                if (d.repeats) d.mult[o] = static_cast<uint64_t>(e - k);
+                seg[o] = seg[k];
+                mult[o] = static_cast<uint32_t>(e - k);
                 ++o;
                 k = e;
             }
+            d.ends[u] = d.begin[u] + o;
         }
     });
     return d;
@@ -356,26 +404,29 @@ DistinctChunk distinct_items(const Chunk& c, int n_threads, const StopCheck& sto
 
 // Upper-triangle rows for the whole history, count or binary: for each occurrence s of the
 // row's item i in a user's sorted distinct items, the items after s (all > i).
-template <CoocWeighting W>
+template <CoocWeighting W, class Acc>
 class WholeHistoryUpperRows {
 public:
     static constexpr bool kUpper = true;
     static constexpr bool kMarks = false;
-    using Acc = uint64_t;
 
     WholeHistoryUpperRows(const DistinctChunk& d, const OccurrenceIndex& index) : d_(d), index_(index) {}
 
     template <bool kBitmap>
     bool row(int64_t row, Scratch<Acc>& s, RowBlock<Acc>& out, TaskContext& ctx) const {
-        const Occurrence* occ = index_.occ.get();
+        const Occurrence* occ = index_.occ.data();
         const int32_t* items = d_.items.data();
+        const uint32_t* mult = d_.mult.data();
         const bool weighted = W == CoocWeighting::Count && d_.repeats;
-        for (int64_t k = index_.start[row]; k < index_.start[row + 1]; ++k) {
+        const int64_t k_end = index_.start[row + 1];
+        for (int64_t k = index_.start[row]; k < k_end; ++k) {
             if ((k & 63) == 0 && ctx.tick()) return false;
-            const int64_t p = occ[k].pos, end = d_.offsets[occ[k].user + 1];
+            // Each occurrence jumps to another user: fetch a few ahead to overlap the misses.
+            if (k + kAhead < k_end) __builtin_prefetch(items + occ[k + kAhead].pos + 1);
+            const int64_t p = occ[k].pos, end = occ[k].tag;
             if (weighted) {
-                const uint64_t m = d_.mult[p];
-                for (int64_t q = p + 1; q < end; ++q) s.template add<kBitmap>(items[q], m * d_.mult[q]);
+                const Acc m = mult[p];
+                for (int64_t q = p + 1; q < end; ++q) s.template add<kBitmap>(items[q], static_cast<Acc>(m * mult[q]));
             } else {
                 for (int64_t q = p + 1; q < end; ++q) s.template add<kBitmap>(items[q], 1);
             }
@@ -421,13 +472,18 @@ std::vector<RowBlock<Acc>> count_rows(const Rows& rows, const OccurrenceIndex& i
         out.row_begin = block_start[b];
         out.row_end = block_start[b + 1];
         out.ends.reserve(out.row_end - out.row_begin);
+        // Reserve an estimated upper bound: only the pages written are ever backed, while
+        // growing by copies would touch (and zero) fresh memory again and again.
+        double bound = 64;
+        for (int64_t i = out.row_begin; i < out.row_end; ++i)
+            bound += std::min(updates(i) * 1.25 + 16, static_cast<double>(n));
+        out.cols.reserve(static_cast<size_t>(bound));
+        out.vals.reserve(static_cast<size_t>(bound));
         for (int64_t i = out.row_begin; i < out.row_end; ++i) {
             const bool ok = updates(i) * 8 >= words(i) ? rows.template row<true>(i, s, out, ctx)
                                                        : rows.template row<false>(i, s, out, ctx);
             if (!ok || ctx.tick()) return;
         }
-        out.cols.shrink_to_fit();
-        out.vals.shrink_to_fit();
     });
     return blocks;
 }
@@ -460,8 +516,9 @@ struct ChunkSums {
     bool upper = false;
 };
 
+// upper_wanted: the caller only needs the upper triangle (a streaming update).
 template <CoocWeighting W, class Acc>
-ChunkSums<Acc> count_chunk(const CoocOptions& opt, const Chunk& c, const StopCheck& stop) {
+ChunkSums<Acc> count_chunk(const CoocOptions& opt, const Chunk& c, bool upper_wanted, const StopCheck& stop) {
     const int64_t n = opt.n_items;
     const int n_threads = std::max(1, opt.n_threads);
     const LengthStats st = length_stats(c);
@@ -469,18 +526,22 @@ ChunkSums<Acc> count_chunk(const CoocOptions& opt, const Chunk& c, const StopChe
     if constexpr (W != CoocWeighting::InverseDistance) {
         if (opt.window <= 0) {
             // Whole history, count or binary: half the work through the upper triangle.
+            PhaseTimer timer;
             DistinctChunk d = distinct_items(c, n_threads, stop);
-            const Chunk dc{d.offsets.data(), c.n_users, d.items.data(), 0};
-            OccurrenceIndex index = build_occurrences(dc, n, n_threads, stop);
+            timer.lap("distinct");
+            const Chunk dc{d.begin.data(), c.n_users, d.items.data(), 0, d.ends.data()};
+            OccurrenceIndex index = build_occurrences(dc, n, n_threads, OccurrenceTag::End, stop);
             throw_if_stopped(stop);
-            WholeHistoryUpperRows<W> rows(d, index);
-            out.blocks = count_rows<WholeHistoryUpperRows<W>, Acc>(rows, index, n, st.mean_partner_len / 2,
+            timer.lap("index");
+            WholeHistoryUpperRows<W, Acc> rows(d, index);
+            out.blocks = count_rows<WholeHistoryUpperRows<W, Acc>, Acc>(rows, index, n, st.mean_partner_len / 2,
                                                                    n_threads, stop);
+            timer.lap("rows");
             out.upper = true;
             return out;
         }
     }
-    OccurrenceIndex index = build_occurrences(c, n, n_threads, stop);
+    OccurrenceIndex index = build_occurrences(c, n, n_threads, OccurrenceTag::User, stop);
     throw_if_stopped(stop);
     double partners = st.mean_partner_len;
     if (opt.window > 0) partners = std::min(partners, 2.0 * static_cast<double>(opt.window) + 1);
@@ -490,9 +551,9 @@ ChunkSums<Acc> count_chunk(const CoocOptions& opt, const Chunk& c, const StopChe
         inv.assign(std::max<int64_t>(dmax, 0) + 1, 0);
         for (int64_t k = 1; k <= dmax; ++k) inv[k] = (Fixed(1) << 64) / static_cast<uint64_t>(k);
     }
-    WindowRows<W, Acc> rows(c, index, opt.window, inv);
+    WindowRows<W, Acc> rows(c, index, opt.window, inv, upper_wanted);
     out.blocks = count_rows<WindowRows<W, Acc>, Acc>(rows, index, n, partners, n_threads, stop);
-    out.upper = false;
+    out.upper = upper_wanted;
     return out;
 }
 
@@ -591,11 +652,11 @@ CoocGraph assemble_upper(const RowView<Acc>& v, double min_count, int n_threads,
             for (int64_t k = 0; k < v.len[r]; ++k) {
                 const float w = to_float(v.vals[r][k]);
                 if (static_cast<double>(w) < min_count) continue;
-                const int64_t c = v.cols[r][k];
+                const int32_t c = v.cols[r][k];
                 g.indices[up] = c;
                 g.data[up++] = w;
                 const int64_t at = cursor[c]++;
-                g.indices[at] = r;
+                g.indices[at] = static_cast<int32_t>(r);
                 g.data[at] = w;
             }
         }
@@ -677,15 +738,17 @@ CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const S
 
 template <class Acc>
 CoocGraph finish(const RowView<Acc>& v, const CoocFinish& f, int n_threads, const StopCheck& stop) {
+    PhaseTimer timer;
     CoocGraph g = v.upper ? assemble_upper(v, f.min_count, n_threads, stop)
                           : finish_min_count(v, f.min_count, n_threads, stop);
+    timer.lap("assemble");
     if (f.top_k > 0) g = finish_top_k(g, f.top_k, n_threads, stop);
     return g;
 }
 
 // acc + chunk, row by row (both sorted): exact sums, so the order of chunks does not matter.
-template <class Acc>
-AccCsr<Acc> merge(const AccCsr<Acc>& acc, const RowView<Acc>& add, int n_threads, const StopCheck& stop) {
+template <class Acc, class Add>
+AccCsr<Acc> merge(const AccCsr<Acc>& acc, const RowView<Add>& add, int n_threads, const StopCheck& stop) {
     const int64_t n = add.n;
     const RowView<Acc> old = view_of(acc, n);
     AccCsr<Acc> out;
@@ -711,7 +774,8 @@ AccCsr<Acc> merge(const AccCsr<Acc>& acc, const RowView<Acc>& add, int n_threads
     run_tasks(n_threads, tasks, stop, [&](TaskContext& ctx, int64_t t) {
         for (int64_t r = split_point(n, tasks, t); r < split_point(n, tasks, t + 1); ++r) {
             const int32_t *a = old.cols[r], *b = add.cols[r];
-            const Acc *va = old.vals[r], *vb = add.vals[r];
+            const Acc* va = old.vals[r];
+            const Add* vb = add.vals[r];
             const int64_t na = old.len[r], nb = add.len[r];
             int64_t i = 0, j = 0, o = out.indptr[r];
             while (i < na || j < nb) {
@@ -720,10 +784,10 @@ AccCsr<Acc> merge(const AccCsr<Acc>& acc, const RowView<Acc>& add, int n_threads
                     out.vals[o++] = va[i++];
                 } else if (i >= na || b[j] < a[i]) {
                     out.cols[o] = b[j];
-                    out.vals[o++] = vb[j++];
+                    out.vals[o++] = static_cast<Acc>(vb[j++]);
                 } else {
                     out.cols[o] = a[i];
-                    out.vals[o++] = va[i++] + vb[j++];
+                    out.vals[o++] = va[i++] + static_cast<Acc>(vb[j++]);
                 }
             }
         }
@@ -739,15 +803,20 @@ void check_options(const CoocOptions& opt) {
     if (opt.n_threads < 1) throw std::invalid_argument("n_threads must be >= 1");
 }
 
+// Calls f(weighting constant, chunk accumulator, stored accumulator). Counts use uint32 for
+// a chunk whose total number of position pairs (a bound on every entry) fits, else uint64.
 template <class F>
-decltype(auto) dispatch(CoocWeighting w, F&& f) {
+decltype(auto) dispatch(CoocWeighting w, bool narrow, F&& f) {
+    using CountW = std::integral_constant<CoocWeighting, CoocWeighting::Count>;
+    using BinaryW = std::integral_constant<CoocWeighting, CoocWeighting::Binary>;
+    using InvW = std::integral_constant<CoocWeighting, CoocWeighting::InverseDistance>;
     switch (w) {
         case CoocWeighting::Count:
-            return f(std::integral_constant<CoocWeighting, CoocWeighting::Count>{}, uint64_t{});
+            return narrow ? f(CountW{}, uint32_t{}, uint64_t{}) : f(CountW{}, uint64_t{}, uint64_t{});
         case CoocWeighting::Binary:
-            return f(std::integral_constant<CoocWeighting, CoocWeighting::Binary>{}, uint64_t{});
+            return narrow ? f(BinaryW{}, uint32_t{}, uint64_t{}) : f(BinaryW{}, uint64_t{}, uint64_t{});
         case CoocWeighting::InverseDistance:
-            return f(std::integral_constant<CoocWeighting, CoocWeighting::InverseDistance>{}, Fixed{});
+            return f(InvW{}, Fixed{}, Fixed{});
     }
     throw std::invalid_argument("unknown weighting");
 }
@@ -811,10 +880,11 @@ CoocGraph cooccurrence(const CoocOptions& opt, const int64_t* offsets, int64_t n
     if (opt.n_items == 0 || n_users == 0) return empty_graph(opt.n_items);
     const Chunk c{offsets, n_users, items, opt.max_history};
     CoocOptions run = opt;
-    run.n_threads = threads_for(estimate_updates(opt, c) + static_cast<double>(opt.n_items), opt.n_threads);
-    return dispatch(opt.weighting, [&](auto w, auto acc_type) {
+    const double pairs = estimate_updates(opt, c);
+    run.n_threads = threads_for(pairs + static_cast<double>(opt.n_items), opt.n_threads);
+    return dispatch(opt.weighting, pairs < 4.0e9, [&](auto w, auto acc_type, auto) {
         using Acc = decltype(acc_type);
-        ChunkSums<Acc> sums = count_chunk<decltype(w)::value, Acc>(run, c, stop);
+        ChunkSums<Acc> sums = count_chunk<decltype(w)::value, Acc>(run, c, false, stop);
         return finish(view_of(sums.blocks, run.n_items, sums.upper), finish_opt, run.n_threads, stop);
     });
 }
@@ -850,17 +920,17 @@ void CooccurrenceCounter::update(const int64_t* offsets, int64_t n_users, const 
     check_cooccurrence_input(opt, offsets, n_users, items, offsets[n_users]);
     if (opt.n_items > 0 && n_users > 0) {
         const Chunk c{offsets, n_users, items, opt.max_history};
-        dispatch(opt.weighting, [&](auto w, auto acc_type) {
+        const double pairs = estimate_updates(opt, c);
+        dispatch(opt.weighting, pairs < 4.0e9, [&](auto w, auto acc_type, auto stored_type) {
             using Acc = decltype(acc_type);
-            AccCsr<Acc>& sums = impl_->sums<Acc>();
+            AccCsr<decltype(stored_type)>& sums = impl_->sums<decltype(stored_type)>();
             CoocOptions run = opt;
-            run.n_threads = threads_for(
-                estimate_updates(opt, c) + static_cast<double>(opt.n_items + sums.cols.size()), opt.n_threads);
-            ChunkSums<Acc> chunk = count_chunk<decltype(w)::value, Acc>(run, c, stop);
+            run.n_threads = threads_for(pairs + static_cast<double>(opt.n_items + sums.cols.size()), opt.n_threads);
+            ChunkSums<Acc> chunk = count_chunk<decltype(w)::value, Acc>(run, c, true, stop);
             RowView<Acc> add = view_of(chunk.blocks, run.n_items, chunk.upper);
             restrict_to_upper(add);  // the counter keeps the upper triangle only
             // All-or-nothing: a cancelled merge leaves the accumulated sums untouched.
-            AccCsr<Acc> merged = merge(sums, add, run.n_threads, stop);
+            auto merged = merge(sums, add, run.n_threads, stop);
             sums = std::move(merged);
             return 0;
         });
@@ -872,9 +942,8 @@ void CooccurrenceCounter::update(const int64_t* offsets, int64_t n_users, const 
 CoocGraph CooccurrenceCounter::result(const CoocFinish& f, const StopCheck& stop) const {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     const CoocOptions& opt = impl_->opt;
-    return dispatch(opt.weighting, [&](auto, auto acc_type) {
-        using Acc = decltype(acc_type);
-        const AccCsr<Acc>& sums = impl_->sums<Acc>();
+    return dispatch(opt.weighting, false, [&](auto, auto, auto stored_type) {
+        const auto& sums = impl_->sums<decltype(stored_type)>();
         const int n_threads = threads_for(static_cast<double>(opt.n_items + 2 * sums.cols.size()), opt.n_threads);
         return finish(view_of(sums, opt.n_items), f, n_threads, stop);
     });

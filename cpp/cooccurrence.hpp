@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cancel.hpp"
+#include "cooccurrence_alloc.hpp"
 
 namespace tfllmer {
 
@@ -32,9 +33,9 @@ struct CoocOptions {
 // A finished graph: CSR with sorted column indices, float32 weights.
 struct CoocGraph {
     int64_t n = 0;
-    std::vector<int64_t> indptr;   // n + 1
-    std::vector<int64_t> indices;  // nnz
-    std::vector<float> data;       // nnz
+    cooc_detail::BigVector<int64_t> indptr;   // n + 1
+    cooc_detail::BigVector<int32_t> indices;  // nnz (n_items < 2^31)
+    cooc_detail::BigVector<float> data;       // nnz
 };
 
 // Throws std::invalid_argument unless offsets (n_users + 1 entries) start at 0, never decrease

@@ -4,6 +4,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <climits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -55,16 +57,33 @@ ChunkArgs chunk_args(const I64Array& offsets, const I32Array& items) {
 }
 
 // Hands a vector's buffer to numpy without copying.
-template <class T>
-py::array_t<T> to_numpy(std::vector<T>&& v) {
-    auto* owner = new std::vector<T>(std::move(v));
-    py::capsule capsule(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+template <class Vector, class T = typename Vector::value_type>
+py::array_t<T> to_numpy(Vector&& v) {
+    auto* owner = new Vector(std::move(v));
+    py::capsule capsule(owner, [](void* p) { delete static_cast<Vector*>(p); });
     return py::array_t<T>({static_cast<py::ssize_t>(owner->size())}, {static_cast<py::ssize_t>(sizeof(T))},
                           owner->data(), capsule);
 }
 
+// Index dtype of returned graphs: int32 indptr and indices while nnz fits (scipy's own rule;
+// half the memory of int64), int64 for both beyond that. A knob lets tests lower the limit.
+int64_t g_int32_max_nnz = INT32_MAX;
+
 py::tuple to_python(CoocGraph&& g) {
-    return py::make_tuple(to_numpy(std::move(g.indptr)), to_numpy(std::move(g.indices)), to_numpy(std::move(g.data)));
+    const int64_t nnz = g.indptr.empty() ? 0 : g.indptr.back();
+    if (nnz <= g_int32_max_nnz) {
+        tfllmer::cooc_detail::BigVector<int32_t> indptr(g.indptr.size());
+        for (size_t k = 0; k < indptr.size(); ++k) indptr[k] = static_cast<int32_t>(g.indptr[k]);
+        return py::make_tuple(to_numpy(std::move(indptr)), to_numpy(std::move(g.indices)), to_numpy(std::move(g.data)));
+    }
+    tfllmer::cooc_detail::BigVector<int64_t> indices;
+    {
+        py::gil_scoped_release release;
+        indices.resize(g.indices.size());
+        std::copy(g.indices.begin(), g.indices.end(), indices.begin());
+        g.indices = {};
+    }
+    return py::make_tuple(to_numpy(std::move(g.indptr)), to_numpy(std::move(indices)), to_numpy(std::move(g.data)));
 }
 
 }  // namespace
@@ -86,6 +105,14 @@ void register_cooccurrence(py::module_& m) {
         py::arg("weighting"), py::arg("min_count"), py::arg("top_k"), py::arg("n_threads"),
         "Co-occurrence graph as (indptr int64, indices int64, data float32); window/max_history/top_k 0 = none");
 
+    m.def(
+        "_cooccurrence_int32_max_nnz",
+        [](int64_t limit) {
+            const int64_t old = g_int32_max_nnz;
+            g_int32_max_nnz = std::min<int64_t>(limit, INT32_MAX);
+            return old;
+        },
+        py::arg("limit"), "Testing knob: largest nnz returned with int32 indices; returns the old value");
     m.def("_cooccurrence_min_parallel_work", &tfllmer::set_cooccurrence_min_parallel_work, py::arg("work"),
           "Testing knob: work per thread below which fewer threads are used; returns the old value");
 

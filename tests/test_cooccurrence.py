@@ -89,7 +89,8 @@ def assert_canonical_symmetric(A, n_items):
     assert isinstance(A, sp.csr_array)
     assert A.shape == (n_items, n_items)
     assert A.dtype == np.float32
-    assert A.indptr.dtype == np.int64 and A.indices.dtype == np.int64
+    assert A.indptr.dtype == A.indices.dtype
+    assert A.indptr.dtype == (np.int32 if A.nnz < 2**31 else np.int64)
     assert A.has_sorted_indices
     for i in range(n_items):
         row = A.indices[A.indptr[i] : A.indptr[i + 1]]
@@ -264,6 +265,18 @@ def test_chunking_invariance(medium, weighting, window, max_history, always_para
         assert_same(counter.result(min_count=2, top_k=3), cooccurrence(medium, min_count=2, top_k=3, **kw))
 
 
+def test_int64_indices_beyond_the_int32_limit(medium):
+    small = cooccurrence(medium, window=2)
+    old = tfllmer_fast._core._cooccurrence_int32_max_nnz(100)
+    try:
+        big = cooccurrence(medium, window=2)
+    finally:
+        tfllmer_fast._core._cooccurrence_int32_max_nnz(old)
+    assert small.indptr.dtype == np.int32 and big.indptr.dtype == np.int64 and big.indices.dtype == np.int64
+    assert (small != big).nnz == 0
+    np.testing.assert_array_equal(small.indices, big.indices)
+
+
 def test_counter_accepts_sequences_and_lists():
     counter = CooccurrenceCounter(4)
     counter.update(Sequences.from_lists([[0, 1]], n_items=2)).update([[2, 3, 1]])
@@ -275,7 +288,7 @@ def test_counter_accepts_sequences_and_lists():
 
 def test_empty_counter_gives_zero_graph():
     A = CooccurrenceCounter(5).result()
-    assert A.shape == (5, 5) and A.nnz == 0 and A.indptr.dtype == np.int64
+    assert A.shape == (5, 5) and A.nnz == 0 and A.indptr.dtype == np.int32
 
 
 # ---------------------------------------------------------------------------------------

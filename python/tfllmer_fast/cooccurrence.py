@@ -230,8 +230,9 @@ def cooccurrence(
     Returns
     -------
     scipy.sparse.csr_array, shape (n_items, n_items)
-        Symmetric, float32 weights, int64 ``indptr`` and ``indices``, sorted indices, no
-        diagonal and no explicit zeros.
+        Symmetric, float32 weights, sorted indices, no diagonal and no explicit zeros.
+        ``indptr`` and ``indices`` are int32 while nnz < 2**31 (scipy's own rule, half the
+        memory) and int64 beyond.
 
     Examples
     --------
