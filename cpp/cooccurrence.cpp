@@ -209,7 +209,7 @@ RowView<Acc> view_of(const AccCsr<Acc>& a, int64_t n) {
 }
 
 // How many occurrences ahead the row loops prefetch.
-constexpr int64_t kAhead = 8;
+constexpr int64_t kAhead = 16;
 
 // Per-thread dense accumulator for one row.
 template <class Acc>
@@ -422,7 +422,10 @@ public:
         for (int64_t k = index_.start[row]; k < k_end; ++k) {
             if ((k & 63) == 0 && ctx.tick()) return false;
             // Each occurrence jumps to another user: fetch a few ahead to overlap the misses.
-            if (k + kAhead < k_end) __builtin_prefetch(items + occ[k + kAhead].pos + 1);
+            if (k + kAhead < k_end) {
+                __builtin_prefetch(items + occ[k + kAhead].pos + 1);
+                if (weighted) __builtin_prefetch(mult + occ[k + kAhead].pos);
+            }
             const int64_t p = occ[k].pos, end = occ[k].tag;
             if (weighted) {
                 const Acc m = mult[p];
