@@ -649,18 +649,36 @@ CoocGraph assemble_upper(const RowView<Acc>& v, double min_count, int n_threads,
     g.data.resize(g.indptr[n]);
     run_tasks(n_threads, parts, stop, [&](TaskContext& ctx, int64_t t) {
         int64_t* cursor = lower.data() + t * n;
+        // Upper parts: sequential copies.
         for (int64_t r = bound[t]; r < bound[t + 1]; ++r) {
             if ((r & 255) == 0 && ctx.tick()) return;
             int64_t up = upper_at[r];
             for (int64_t k = 0; k < v.len[r]; ++k) {
                 const float w = to_float(v.vals[r][k]);
                 if (static_cast<double>(w) < min_count) continue;
-                const int32_t c = v.cols[r][k];
-                g.indices[up] = c;
+                g.indices[up] = v.cols[r][k];
                 g.data[up++] = w;
-                const int64_t at = cursor[c]++;
-                g.indices[at] = static_cast<int32_t>(r);
-                g.data[at] = w;
+            }
+        }
+        // Lower parts: a scatter into one open cache line per destination row. Done in
+        // column tiles so that those lines (two arrays) stay within about 1 MiB of cache.
+        const int64_t tile = std::max<int64_t>(1024, (int64_t(1) << 20) / 128);
+        std::vector<int64_t> next(bound[t + 1] - bound[t], 0);  // per row: first entry not yet scattered
+        for (int64_t c0 = 0; c0 < n; c0 += tile) {
+            const int64_t c1 = std::min(n, c0 + tile);
+            for (int64_t r = bound[t]; r < bound[t + 1] && r < c1; ++r) {
+                if ((r & 1023) == 0 && ctx.tick()) return;
+                int64_t k = next[r - bound[t]];
+                const int64_t len = v.len[r];
+                const int32_t* cols = v.cols[r];
+                for (; k < len && cols[k] < c1; ++k) {
+                    const float w = to_float(v.vals[r][k]);
+                    if (static_cast<double>(w) < min_count) continue;
+                    const int64_t at = cursor[cols[k]]++;
+                    g.indices[at] = static_cast<int32_t>(r);
+                    g.data[at] = w;
+                }
+                next[r - bound[t]] = k;
             }
         }
     });
@@ -827,6 +845,8 @@ decltype(auto) dispatch(CoocWeighting w, bool narrow, F&& f) {
 // Waking OpenMP threads costs milliseconds on a busy machine: small jobs run on one thread
 // (the result does not depend on the thread count).
 std::atomic<double> g_min_parallel_work{250000.0};
+// Chunks with fewer position pairs than this (a bound on every count) use uint32 sums.
+std::atomic<double> g_narrow_max_pairs{4.0e9};
 
 int threads_for(double work, int n_threads) {
     const double per_thread = g_min_parallel_work.load();
@@ -856,6 +876,9 @@ CoocGraph empty_graph(int64_t n) {
 }  // namespace
 
 double set_cooccurrence_min_parallel_work(double work) { return g_min_parallel_work.exchange(work); }
+double set_cooccurrence_narrow_max_pairs(double pairs) {
+    return g_narrow_max_pairs.exchange(std::min(pairs, 4.0e9));
+}
 
 void check_cooccurrence_input(const CoocOptions& opt, const int64_t* offsets, int64_t n_users,
                               const int32_t* items, int64_t n_interactions) {
@@ -885,7 +908,7 @@ CoocGraph cooccurrence(const CoocOptions& opt, const int64_t* offsets, int64_t n
     CoocOptions run = opt;
     const double pairs = estimate_updates(opt, c);
     run.n_threads = threads_for(pairs + static_cast<double>(opt.n_items), opt.n_threads);
-    return dispatch(opt.weighting, pairs < 4.0e9, [&](auto w, auto acc_type, auto) {
+    return dispatch(opt.weighting, pairs < g_narrow_max_pairs.load(), [&](auto w, auto acc_type, auto) {
         using Acc = decltype(acc_type);
         ChunkSums<Acc> sums = count_chunk<decltype(w)::value, Acc>(run, c, false, stop);
         return finish(view_of(sums.blocks, run.n_items, sums.upper), finish_opt, run.n_threads, stop);
@@ -924,7 +947,7 @@ void CooccurrenceCounter::update(const int64_t* offsets, int64_t n_users, const 
     if (opt.n_items > 0 && n_users > 0) {
         const Chunk c{offsets, n_users, items, opt.max_history};
         const double pairs = estimate_updates(opt, c);
-        dispatch(opt.weighting, pairs < 4.0e9, [&](auto w, auto acc_type, auto stored_type) {
+        dispatch(opt.weighting, pairs < g_narrow_max_pairs.load(), [&](auto w, auto acc_type, auto stored_type) {
             using Acc = decltype(acc_type);
             AccCsr<decltype(stored_type)>& sums = impl_->sums<decltype(stored_type)>();
             CoocOptions run = opt;

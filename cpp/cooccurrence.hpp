@@ -80,5 +80,8 @@ private:
 // Jobs with less than this many elementary steps per thread use fewer threads (starting
 // threads costs milliseconds on a busy machine). Returns the previous value; tests set 0.
 double set_cooccurrence_min_parallel_work(double work);
+// Chunks with fewer position pairs than this use 32-bit sums (capped at 4e9; tests set 0 to
+// exercise the 64-bit path). Returns the previous value.
+double set_cooccurrence_narrow_max_pairs(double pairs);
 
 }  // namespace tfllmer

@@ -105,16 +105,24 @@ void register_cooccurrence(py::module_& m) {
         py::arg("weighting"), py::arg("min_count"), py::arg("top_k"), py::arg("n_threads"),
         "Co-occurrence graph as (indptr int64, indices int64, data float32); window/max_history/top_k 0 = none");
 
+    // Testing knobs (none changes a result): negative arguments leave a value as it is.
     m.def(
-        "_cooccurrence_int32_max_nnz",
-        [](int64_t limit) {
-            const int64_t old = g_int32_max_nnz;
-            g_int32_max_nnz = std::min<int64_t>(limit, INT32_MAX);
+        "_cooccurrence_tuning",
+        [](double min_parallel_work, double narrow_max_pairs, int64_t int32_max_nnz) {
+            py::dict old;
+            old["min_parallel_work"] = tfllmer::set_cooccurrence_min_parallel_work(-1);
+            tfllmer::set_cooccurrence_min_parallel_work(min_parallel_work >= 0 ? min_parallel_work
+                                                                               : old["min_parallel_work"].cast<double>());
+            old["narrow_max_pairs"] = tfllmer::set_cooccurrence_narrow_max_pairs(-1);
+            tfllmer::set_cooccurrence_narrow_max_pairs(narrow_max_pairs >= 0 ? narrow_max_pairs
+                                                                             : old["narrow_max_pairs"].cast<double>());
+            old["int32_max_nnz"] = g_int32_max_nnz;
+            if (int32_max_nnz >= 0) g_int32_max_nnz = std::min<int64_t>(int32_max_nnz, INT32_MAX);
             return old;
         },
-        py::arg("limit"), "Testing knob: largest nnz returned with int32 indices; returns the old value");
-    m.def("_cooccurrence_min_parallel_work", &tfllmer::set_cooccurrence_min_parallel_work, py::arg("work"),
-          "Testing knob: work per thread below which fewer threads are used; returns the old value");
+        py::arg("min_parallel_work") = -1.0, py::arg("narrow_max_pairs") = -1.0, py::arg("int32_max_nnz") = -1,
+        "Testing knobs: work per thread below which fewer threads run; position pairs below which chunk "
+        "sums are 32-bit; largest nnz returned with int32 indices. Returns the previous values.");
 
     py::class_<tfllmer::CooccurrenceCounter>(m, "CooccurrenceCounter")
         .def(py::init([](int64_t n_items, int64_t window, int64_t max_history, const std::string& weighting,

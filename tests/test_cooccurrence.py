@@ -121,9 +121,17 @@ def random_sequences(rng, n_users, n_items, mean_len, zipf=1.0):
 @pytest.fixture
 def always_parallel():
     """Let even tiny jobs use every thread asked for (normally they run on one)."""
-    old = tfllmer_fast._core._cooccurrence_min_parallel_work(0.0)
+    old = tfllmer_fast._core._cooccurrence_tuning(min_parallel_work=0)
     yield
-    tfllmer_fast._core._cooccurrence_min_parallel_work(old)
+    tfllmer_fast._core._cooccurrence_tuning(**old)
+
+
+@pytest.fixture
+def wide_sums():
+    """Force the 64-bit chunk sums (normally used only for chunks with >= 4e9 pairs)."""
+    old = tfllmer_fast._core._cooccurrence_tuning(narrow_max_pairs=0)
+    yield
+    tfllmer_fast._core._cooccurrence_tuning(**old)
 
 
 @pytest.fixture(scope="module")
@@ -267,14 +275,26 @@ def test_chunking_invariance(medium, weighting, window, max_history, always_para
 
 def test_int64_indices_beyond_the_int32_limit(medium):
     small = cooccurrence(medium, window=2)
-    old = tfllmer_fast._core._cooccurrence_int32_max_nnz(100)
+    old = tfllmer_fast._core._cooccurrence_tuning(int32_max_nnz=100)
     try:
         big = cooccurrence(medium, window=2)
     finally:
-        tfllmer_fast._core._cooccurrence_int32_max_nnz(old)
+        tfllmer_fast._core._cooccurrence_tuning(**old)
     assert small.indptr.dtype == np.int32 and big.indptr.dtype == np.int64 and big.indices.dtype == np.int64
     assert (small != big).nnz == 0
     np.testing.assert_array_equal(small.indices, big.indices)
+
+
+@pytest.mark.parametrize("weighting", ["count", "binary"])
+@pytest.mark.parametrize("window", [None, 3])
+def test_64bit_chunk_sums_give_the_same_graph(medium, weighting, window, wide_sums, always_parallel):
+    seqs = [s * 2 for s in medium.to_lists()[:500]]  # repeated items: multiplicities > 1
+    expected = python_cooccurrence(seqs[:40], medium.n_items, window, weighting)
+    A = cooccurrence(seqs[:40], n_items=medium.n_items, window=window, weighting=weighting, n_threads=2)
+    np.testing.assert_array_equal(A.toarray(), expected.astype(np.float32))
+    counter = CooccurrenceCounter(medium.n_items, window=window, weighting=weighting, n_threads=2)
+    counter.update(seqs[:250]).update(seqs[250:])
+    assert_same(counter.result(), cooccurrence(seqs, n_items=medium.n_items, window=window, weighting=weighting))
 
 
 def test_counter_accepts_sequences_and_lists():
