@@ -55,8 +55,8 @@ CoocGraph cooccurrence(const CoocOptions& opt, const int64_t* offsets, int64_t n
                        const int32_t* items, const CoocFinish& finish, const StopCheck& stop);
 
 // Streaming: feed chunks of whole users, ask for the graph at any time. Memory: the exact
-// accumulated sums (12 bytes per stored entry for count/binary, 20 for inverse_distance),
-// plus one chunk's partial graph and a merged copy while an update runs.
+// accumulated sums of the upper triangle (12 bytes per item pair for count/binary, 20 for
+// inverse_distance), plus one chunk's partial sums and a merged copy while an update runs.
 class CooccurrenceCounter {
 public:
     explicit CooccurrenceCounter(const CoocOptions& opt);

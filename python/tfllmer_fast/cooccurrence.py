@@ -261,9 +261,10 @@ class CooccurrenceCounter:
     accumulated sums are exact, so the graph is bitwise the same as one
     :func:`cooccurrence` call over all users, whatever the chunking and the thread count.
 
-    Memory: the accumulated sums (12 bytes per stored entry for "count"/"binary", 20 for
-    "inverse_distance", both triangles) plus, during an update, one chunk (its occurrence
-    index: 16 bytes per interaction) with its partial graph and a merged copy of the sums.
+    Memory: the exact accumulated sums of the upper triangle (12 bytes per item pair for
+    "count"/"binary", 20 for "inverse_distance") plus, during an update, one chunk (its
+    occurrence index: 16 bytes per interaction) with its partial sums and a merged copy of
+    the accumulated sums. :meth:`result` builds the float32 graph (both triangles) on top.
 
     Parameters are those of :func:`cooccurrence`; ``min_count`` and ``top_k`` go to
     :meth:`result`.
