@@ -90,7 +90,7 @@ def assert_canonical_symmetric(A, n_items):
     assert A.shape == (n_items, n_items)
     assert A.dtype == np.float32
     assert A.indptr.dtype == A.indices.dtype
-    assert A.indptr.dtype == (np.int32 if A.nnz < 2**31 else np.int64)
+    assert A.indptr.dtype == np.int64  # the documented default index_dtype
     assert A.has_sorted_indices
     for i in range(n_items):
         row = A.indices[A.indptr[i] : A.indptr[i + 1]]
@@ -274,15 +274,26 @@ def test_chunking_invariance(medium, weighting, window, max_history, always_para
 
 
 def test_int64_indices_beyond_the_int32_limit(medium):
-    small = cooccurrence(medium, window=2)
+    small = cooccurrence(medium, window=2, index_dtype=np.int32)
     old = tfllmer_fast._core._cooccurrence_tuning(int32_max_nnz=100)
     try:
         big = cooccurrence(medium, window=2)
+        # Past the (lowered) int32 limit the kernel itself returns int64 indices: int32 is refused.
+        with pytest.raises(ValueError, match="too many for index_dtype=int32"):
+            cooccurrence(medium, window=2, index_dtype=np.int32)
     finally:
         tfllmer_fast._core._cooccurrence_tuning(**old)
-    assert small.indptr.dtype == np.int32 and big.indptr.dtype == np.int64 and big.indices.dtype == np.int64
+    assert small.indptr.dtype == np.int32 and small.indices.dtype == np.int32
+    assert big.indptr.dtype == np.int64 and big.indices.dtype == np.int64
     assert (small != big).nnz == 0
     np.testing.assert_array_equal(small.indices, big.indices)
+
+
+def test_index_dtype_default_int64_and_bad_value(medium):
+    A = cooccurrence(medium, window=2)
+    assert A.indptr.dtype == np.int64 and A.indices.dtype == np.int64
+    with pytest.raises(ValueError, match="index_dtype"):
+        cooccurrence(medium, window=2, index_dtype=np.float32)
 
 
 @pytest.mark.parametrize("weighting", ["count", "binary"])
@@ -308,7 +319,7 @@ def test_counter_accepts_sequences_and_lists():
 
 def test_empty_counter_gives_zero_graph():
     A = CooccurrenceCounter(5).result()
-    assert A.shape == (5, 5) and A.nnz == 0 and A.indptr.dtype == np.int32
+    assert A.shape == (5, 5) and A.nnz == 0 and A.indptr.dtype == np.int64
 
 
 # ---------------------------------------------------------------------------------------

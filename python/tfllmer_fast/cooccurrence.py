@@ -171,8 +171,24 @@ def _as_chunk(offsets, items, n_items) -> tuple[np.ndarray, np.ndarray, int]:
     return _check_arrays(offsets, items, n_items)
 
 
-def _to_csr(parts, n_items: int) -> sp.csr_array:
+def _check_index_dtype(index_dtype) -> np.dtype:
+    dt = np.dtype(index_dtype)
+    if dt not in (np.dtype(np.int32), np.dtype(np.int64)):
+        raise ValueError(f"index_dtype must be int32 or int64, got {dt}")
+    return dt
+
+
+def _to_csr(parts, n_items: int, index_dtype: np.dtype) -> sp.csr_array:
     indptr, indices, data = parts
+    if index_dtype == np.int64:
+        # The kernel hands int32 indices while nnz < 2**31 (half the memory while it works);
+        # the documented default output is int64, safe for every later scipy operation.
+        indptr = indptr.astype(np.int64, copy=False)
+        indices = indices.astype(np.int64, copy=False)
+    elif indptr.dtype != np.int32:
+        raise ValueError(
+            f"the graph has {int(indptr[-1])} entries, too many for index_dtype=int32 (max 2**31 - 1)"
+        )
     graph = sp.csr_array((data, indices, indptr), shape=(n_items, n_items), copy=False)
     graph.has_sorted_indices = True
     graph.has_canonical_format = True
@@ -194,6 +210,7 @@ def cooccurrence(
     min_count: float = 1,
     top_k: int | None = None,
     n_threads: int | None = None,
+    index_dtype=np.int64,
 ) -> sp.csr_array:
     """Item-item co-occurrence graph of chronological per-user item sequences.
 
@@ -226,13 +243,14 @@ def cooccurrence(
         more than ``top_k`` entries.
     n_threads : int >= 1, optional
         OpenMP threads; default all cores. The result does not depend on it.
+    index_dtype : {numpy.int64, numpy.int32}
+        dtype of ``indptr`` and ``indices`` (scipy keeps both alike). int64 by default, safe
+        at any size; int32 halves the index memory and raises if nnz >= 2**31.
 
     Returns
     -------
     scipy.sparse.csr_array, shape (n_items, n_items)
         Symmetric, float32 weights, sorted indices, no diagonal and no explicit zeros.
-        ``indptr`` and ``indices`` are int32 while nnz < 2**31 (scipy's own rule, half the
-        memory) and int64 beyond.
 
     Examples
     --------
@@ -249,8 +267,9 @@ def cooccurrence(
     weighting = _check_weighting(weighting)
     min_count = _check_min_count(min_count)
     n_threads = check_n_threads(n_threads)
+    index_dtype = _check_index_dtype(index_dtype)
     parts = _core.cooccurrence(offsets, items, n_items, window, max_history, weighting, min_count, top_k, n_threads)
-    return _to_csr(parts, n_items)
+    return _to_csr(parts, n_items, index_dtype)
 
 
 class CooccurrenceCounter:
@@ -310,13 +329,14 @@ class CooccurrenceCounter:
             self._core.update(offsets, items)
         return self
 
-    def result(self, min_count: float = 1, top_k: int | None = None) -> sp.csr_array:
+    def result(self, min_count: float = 1, top_k: int | None = None, index_dtype=np.int64) -> sp.csr_array:
         """The graph of every user seen so far (see :func:`cooccurrence` for the options)."""
         min_count = _check_min_count(min_count)
         top_k = _check_optional_positive_int(top_k, "top_k")
+        index_dtype = _check_index_dtype(index_dtype)
         with self._lock:
             parts = self._core.result(min_count, top_k)
-        return _to_csr(parts, self.n_items)
+        return _to_csr(parts, self.n_items, index_dtype)
 
     @property
     def n_interactions_seen(self) -> int:
@@ -456,6 +476,7 @@ def cooccurrence_from_shards(
     n_threads: int | None = None,
     max_interactions: int = 10_000_000,
     progress=None,
+    index_dtype=np.int64,
 ) -> sp.csr_array:
     """Co-occurrence graph of users stored in shards on disk, streamed chunk by chunk.
 
@@ -473,9 +494,10 @@ def cooccurrence_from_shards(
     # Check these before spending time on the count.
     _check_min_count(min_count)
     _check_optional_positive_int(top_k, "top_k")
+    _check_index_dtype(index_dtype)
     for path in paths:
         for offsets, items in iter_shard(path, max_interactions):
             counter.update(offsets, items)
             if progress is not None:
                 progress(counter)
-    return counter.result(min_count=min_count, top_k=top_k)
+    return counter.result(min_count=min_count, top_k=top_k, index_dtype=index_dtype)
