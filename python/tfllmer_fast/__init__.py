@@ -6,6 +6,7 @@ embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone
 
 from ._build import build_info
 from .conditioning import conditioning_report, hessian_spectrum
+from .cooccurrence import CooccurrenceCounter, cooccurrence, cooccurrence_from_shards
 from .data import (Dataset, load_dataset, load_embeddings, load_interactions, load_item_text,
                    load_recbole_atomic, load_sequence_file)
 from .diagnostics import EmbeddingDiagnostics, embedding_diagnostics
@@ -28,7 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__", "build_info",
-    # data
+    # data and the co-occurrence graph
+    "cooccurrence", "CooccurrenceCounter", "cooccurrence_from_shards",
     "Sequences", "leave_one_out", "kcore_filter", "Dataset", "load_dataset", "load_embeddings",
     "load_interactions", "load_item_text", "load_recbole_atomic", "load_sequence_file",
     "SyntheticCatalogue", "make_synthetic_catalogue", "embed_texts",
