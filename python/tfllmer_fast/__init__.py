@@ -4,7 +4,15 @@ Pipeline: interaction logs -> item co-occurrence graph -> graph Laplacian; LLM i
 embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone.
 """
 
-from ._build import build_info
+import os as _os
+
+# OpenMP threads that spin after a parallel region steal the cores from whatever runs next
+# (numpy's OpenBLAS, torch, another process) and made mixed workloads 5-10x slower on small
+# machines. Passive waiting costs our long kernels nothing. Must be set before libgomp loads;
+# an explicit OMP_WAIT_POLICY from the user wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._build import build_info  # noqa: E402
 from .conditioning import conditioning_report, hessian_spectrum
 from .cooccurrence import CooccurrenceCounter, cooccurrence, cooccurrence_from_shards
 from .data import (Dataset, load_dataset, load_embeddings, load_interactions, load_item_text,
