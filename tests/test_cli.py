@@ -3,6 +3,7 @@ import json
 import pytest
 
 import tfllmer_fast
+from tfllmer_fast import cli
 from tfllmer_fast.cli import build_parser, config_from_args, main
 from tfllmer_fast.config import Config
 
@@ -102,3 +103,18 @@ def test_graph_reduce_then_train_from_the_table(tmp_path, capsys):
     _run_ok(["train", *TINY, "--item-table", str(tmp_path / "z.npz"),
              "--output", str(tmp_path / "t")], capsys)
     assert (tmp_path / "t" / "results.json").exists()
+
+
+@pytest.mark.parametrize("argv", [[], ["run"]])
+def test_no_arguments_run_the_short_synthetic_demo(argv, monkeypatch):
+    seen = {}
+
+    def fake_run(args):
+        seen.update(vars(args))
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_run", fake_run)
+    assert cli.main(argv) == 0
+    assert seen["command"] == "run"
+    assert seen["epochs"] == 20 and seen["patience"] == 5  # the QUICKSTART schedule
+    assert seen.get("dataset") in (None, "synthetic")

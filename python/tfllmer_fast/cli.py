@@ -276,9 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv:
-        # No arguments: the built-in demo, TF-LLMER SASRec on the synthetic catalogue with a
-        # short schedule so that it finishes in a few minutes on a laptop CPU.
+    if not argv or argv == ["run"]:
+        # No arguments (or a bare `run`): the built-in demo, TF-LLMER SASRec on the synthetic
+        # catalogue with a short schedule so that it finishes in a few minutes on a laptop CPU.
         argv = ["run", *QUICKSTART]
     parser = build_parser()
     args = parser.parse_args(argv)
