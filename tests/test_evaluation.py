@@ -39,8 +39,9 @@ def _brute_force_ranks(model, split, which, max_len, mask_history):
             scores = model(x)[0].numpy().astype(np.float64)
         t = scores[target]
         if mask_history:
-            scores[list(set(hist))] = -np.inf
-        ranks.append(int((scores > t).sum()))
+            scores[list(set(hist) - {target})] = -np.inf
+        others = np.delete(scores, target)
+        ranks.append(int((others >= t).sum()))  # ties count against the target
     return np.array(ranks)
 
 

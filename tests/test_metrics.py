@@ -27,11 +27,23 @@ def test_single_user_at_top_and_out_of_list():
     assert metrics_from_ranks([20]) == {k: 0.0 for k in metric_names()}
 
 
-def test_rank_counts_strictly_greater_scores():
+def test_ties_count_against_the_target():
+    # Full ranking: the target's own score is one of the columns (column 1 for user 0).
     scores = torch.tensor([[3.0, 2.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
-    # user 0: target score 2 (tied with another item) -> rank 1 (only the 3.0 is greater)
-    # user 1: every score tied -> rank 0 (ties in the target's favour, documented)
-    assert target_ranks(scores, torch.tensor([2.0, 1.0])).tolist() == [1, 0]
+    # user 0: the 3.0 is greater and one other item ties -> rank 2
+    # user 1: a collapsed model (every score tied) ranks the target last, not first
+    ranks = target_ranks(scores, torch.tensor([2.0, 1.0]), includes_target=True)
+    assert ranks.tolist() == [2, 3]
+    # Sampled protocol: the row holds the negatives only.
+    assert target_ranks(scores, torch.tensor([2.0, 5.0])).tolist() == [3, 0]
+
+
+def test_non_finite_target_scores_rank_last():
+    scores = torch.tensor([[0.5, float("nan"), 0.1], [float("nan")] * 3, [0.2, 0.3, 0.9]])
+    target = torch.tensor([float("nan"), float("nan"), float("inf")])
+    assert target_ranks(scores, target, includes_target=True).tolist() == [2, 2, 2]
+    # NaN candidates never outrank a finite target
+    assert target_ranks(scores[:1], torch.tensor([0.6])).tolist() == [0]
 
 
 def test_bad_ranks():

@@ -156,3 +156,13 @@ def test_pca_init_is_used_and_scaled():
                              return_trainer=True)
     assert res["metrics"]["test"]["ndcg@10"] >= 0
     assert res["config"]["init"] == "pca"
+
+
+def test_diverged_training_raises_instead_of_scoring(monkeypatch):
+    seqs = random_sequences(n_users=30, n_items=20, max_len=8)
+    split = leave_one_out(seqs)
+    cfg = _cfg(epochs=3)
+    trainer = Trainer(build_model(cfg, split.n_items), split, cfg)
+    monkeypatch.setattr(trainer, "train_epoch", lambda progress=None: float("nan"))
+    with pytest.raises(FloatingPointError, match="diverged at epoch 1"):
+        trainer.fit()

@@ -35,7 +35,17 @@ def check_float_matrix(X, name: str = "X", *, allow_empty: bool = False) -> np.n
         raise ValueError(f"{name} must be 2-D (n_items, dim), got shape {arr.shape}")
     if not allow_empty and (arr.shape[0] == 0 or arr.shape[1] == 0):
         raise ValueError(f"{name} is empty (shape {arr.shape})")
-    if not np.isfinite(arr).all():
-        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
-        raise ValueError(f"{name} contains NaN or Inf in {bad.size} row(s), e.g. row {bad[0]}")
+    check_finite_rows(arr, name)
     return arr
+
+
+def check_finite_rows(arr: np.ndarray, what: str = "X", block_elems: int = 1 << 22) -> None:
+    """Raise ValueError naming the first row with NaN/Inf. Scans blocks of rows, so a large
+    or memory-mapped matrix never gets an n x D temporary."""
+    rows = max(1, block_elems // max(arr.shape[1] if arr.ndim > 1 else 1, 1))
+    for start in range(0, arr.shape[0], rows):
+        block = np.asarray(arr[start:start + rows])
+        ok = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
+        if not ok.all():
+            bad = start + int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{what}: row {bad} contains NaN or Inf")

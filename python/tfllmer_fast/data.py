@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_finite_rows
 from .paths import shared_data_dir
 from .sequences import Sequences, kcore_filter
 
@@ -28,7 +29,6 @@ EMBEDDING_FILES = {
     "minilm": ("item_emb_minilm_l6.npy", None),
     "feat512": ("item_emb_feat1cls_512.f32", 512),
 }
-_CHECK_ROWS = 1 << 16  # rows per block when scanning (memory-mapped) embeddings for NaN
 
 
 @dataclass
@@ -440,16 +440,6 @@ def _alignment_rows(item_ids, row_keys, n_rows: int, path) -> np.ndarray:
         raise ValueError(f"{path}: item_ids point at rows {item_ids.min()}..{item_ids.max()}"
                          f" but the file has rows 0..{n_rows - 1}")
     return item_ids.astype(np.int64)
-
-
-def check_finite_rows(emb: np.ndarray, what: str = "embeddings") -> None:
-    """Raise ValueError naming the first row with NaN/Inf (scans in blocks: mmap-friendly)."""
-    for start in range(0, emb.shape[0], _CHECK_ROWS):
-        block = np.asarray(emb[start:start + _CHECK_ROWS])
-        ok = np.isfinite(block).all(axis=1)
-        if not ok.all():
-            bad = start + int(np.flatnonzero(~ok)[0])
-            raise ValueError(f"{what}: embedding row {bad} contains NaN or Inf")
 
 
 # ---------------------------------------------------------------- datasets

@@ -186,7 +186,9 @@ def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: boo
                         torch.cumsum(cnt, 0) - cnt, cnt)
                     items = data.hist_items[torch.repeat_interleave(lo, cnt) + within]
                     scores[rows, items] = float("-inf")
-                ranks = target_ranks(scores, tscore)
+                    # The target keeps its score even when it is in the history.
+                    scores.scatter_(1, tgt.unsqueeze(1), tscore.unsqueeze(1))
+                ranks = target_ranks(scores, tscore, includes_target=True)
             else:
                 neg = _sample_negatives(data, users, n_negatives, gen)
                 cand = torch.cat([tgt.unsqueeze(1), neg], dim=1)

@@ -1,9 +1,10 @@
 """Ranking metrics for one held-out target per user (leave-one-out).
 
-Everything starts from the 0-based **rank** of the target: the number of candidates whose
-score is *strictly greater* than the target's (ties count in the target's favour; with
-float scores from a trained model exact ties are rare, and this is the convention of most
-public evaluation code). With a single relevant item per user:
+Everything starts from the 0-based **rank** of the target: the number of other candidates
+whose score is greater than *or equal to* the target's. Ties count against the target, so a
+collapsed model (every score equal) ranks every target last instead of first, and a NaN or
+infinite target score is ranked last; with float scores from a healthy model exact ties are
+rare and the choice does not matter. With a single relevant item per user:
 
 * ``recall@K`` (= HR@K, hit ratio) = 1 if rank < K else 0
 * ``ndcg@K``  = 1 / log2(rank + 2) if rank < K else 0 (the ideal DCG is 1)
@@ -21,12 +22,18 @@ DEFAULT_KS = (5, 10, 20)
 METRICS = ("recall", "ndcg", "mrr")
 
 
-def target_ranks(scores: torch.Tensor, target_scores: torch.Tensor) -> torch.Tensor:
-    """0-based ranks: per row, the number of ``scores`` strictly greater than the target's.
+def target_ranks(scores: torch.Tensor, target_scores: torch.Tensor, *,
+                 includes_target: bool = False) -> torch.Tensor:
+    """0-based ranks: per row, the number of other candidates scored ``>=`` the target.
 
-    ``scores``: (B, C); ``target_scores``: (B,). NaN scores never count as greater.
+    ``scores``: (B, C); ``target_scores``: (B,). ``includes_target``: the target's own score
+    is one of the C columns (full ranking), so one tie is the target itself. A non-finite
+    target score gets the worst rank; NaN candidate scores never outrank the target.
     """
-    return (scores > target_scores.unsqueeze(1)).sum(1)
+    t = target_scores.unsqueeze(1)
+    ranks = (scores >= t).sum(1) - int(includes_target)
+    worst = torch.full_like(ranks, scores.shape[1] - int(includes_target))
+    return torch.where(torch.isfinite(target_scores), ranks.clamp_min(0), worst)
 
 
 def metric_sums(ranks: torch.Tensor, ks=DEFAULT_KS) -> dict[str, torch.Tensor]:

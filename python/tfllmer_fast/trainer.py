@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import os
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -274,6 +275,11 @@ class Trainer:
                        disable=None if c.progress else True, dynamic_ncols=True)
             t0 = time.perf_counter()
             loss = self.train_epoch(bar)
+            if not math.isfinite(loss):
+                # A diverged model must not go on to be evaluated (and kept as "best").
+                raise FloatingPointError(
+                    f"training diverged at epoch {epoch + 1}: the mean loss is {loss}; lower "
+                    "the learning rate, set grad_clip, or check the item table for NaN/Inf")
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             train_s = time.perf_counter() - t0
