@@ -87,8 +87,7 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     save_atomic({"v": torch.tensor([1.0])}, path)
 
     def broken_save(obj, f, *a, **k):
-        with open(f, "wb") as fh:
-            fh.write(b"partial")
+        f.write(b"partial")  # a torn write, then the failure
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)

@@ -19,6 +19,7 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from ._atomic import atomic_open
 from .config import Config, load_config_file
 
 
@@ -100,12 +101,18 @@ def cmd_graph(args) -> int:
     data, split = _load(config)
     t = time.perf_counter()
     g = training_graph(split, window=config.graph_window, weighting=config.graph_weighting)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sp.save_npz(out, sp.csr_matrix(g))
+    out = _npz_path(args.out)
+    with atomic_open(out) as f:
+        sp.save_npz(f, sp.csr_matrix(g))
     print(f"graph of {data.name} (training part): {g.shape[0]} items, {g.nnz} non-zeros, "
           f"{time.perf_counter() - t:.2f} s -> {out}")
     return 0
+
+
+def _npz_path(out) -> Path:
+    """numpy appends .npz to a name without it; say so up front, so messages are right."""
+    out = Path(out)
+    return out if out.suffix == ".npz" else out.with_name(out.name + ".npz")
 
 
 def cmd_reduce(args) -> int:
@@ -129,10 +136,10 @@ def cmd_reduce(args) -> int:
     pca = RecPCA(n_components=args.dim or config.hidden, lam=config.lam,
                  normalize=config.normalize_llm is not False)
     Z = pca.fit_transform(X, graph)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, Z=np.asarray(Z, np.float32), components=pca.components_,
-             eigenvalues=pca.eigenvalues_, mean=pca.mean_, lam=config.lam)
+    out = _npz_path(args.out)
+    with atomic_open(out) as f:
+        np.savez(f, Z=np.asarray(Z, np.float32), components=pca.components_,
+                 eigenvalues=pca.eigenvalues_, mean=pca.mean_, lam=config.lam)
     print(f"Rec-PCA of {data.name}: {X.shape} -> {Z.shape} (lambda {config.lam}) "
           f"in {time.perf_counter() - t:.2f} s -> {out}")
     return 0

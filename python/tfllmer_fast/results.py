@@ -10,20 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_open
+
 
 def write_json_atomic(obj, path) -> None:
-    """Write JSON to a temporary file in the same folder, then ``os.replace`` it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write JSON atomically (temporary file in the same folder, then ``os.replace``)."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=2, default=_json_default)
+        f.write("\n")
 
 
 def _json_default(o):

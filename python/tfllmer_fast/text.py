@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._atomic import atomic_open
+
 _INSTALL_HINT = 'pip install "tfllmer_fast[text]"'
 _MODELS: dict = {}  # (model name, device) -> loaded SentenceTransformer, reused across calls
 
@@ -126,15 +128,12 @@ def _write_cache(cache: Path, arr: np.ndarray, digest: str, model_key: str) -> N
     # Drop the old sidecar first: a crash between the two replaces then leaves no stale
     # hash that could vouch for the new array (it is simply recomputed next time).
     meta_path.unlink(missing_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(cache) as f:
         np.save(f, arr)
-    os.replace(tmp, cache)
     meta = {"sha256": digest, "model": model_key, "n": int(arr.shape[0]),
             "dim": int(arr.shape[1])}
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
-    tmp_meta.write_text(json.dumps(meta))
-    os.replace(tmp_meta, meta_path)
+    with atomic_open(meta_path, "w") as f:
+        json.dump(meta, f)
 
 
 def _load_model(model, device):

@@ -22,8 +22,8 @@ embeddings count from the right), so short-history batches cost less.
 from __future__ import annotations
 
 import copy
-import os
 import math
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._atomic import atomic_open
 from .config import Config
 from .evaluation import EvalData, build_eval_data, evaluate
 from .losses import make_loss
@@ -377,14 +378,7 @@ class Trainer:
 
 
 def save_atomic(obj, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: readers
-    see the old file or the new one, never a partial write."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """``torch.save`` atomically: readers see the old file or the new one, never a partial
+    write."""
+    with atomic_open(path) as f:
+        torch.save(obj, f)
