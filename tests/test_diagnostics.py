@@ -63,3 +63,13 @@ def test_bad_input():
         embedding_diagnostics(X[:3], A)
     with pytest.raises(ValueError, match="k must"):
         embedding_diagnostics(X, A, k=0)
+
+
+def test_zero_weight_edges_and_bad_counts():
+    X = np.eye(3, 4) + 0.1
+    A = sp.csr_array((np.zeros(2), ([0, 1], [1, 0])), shape=(3, 3))  # stored zeros only
+    d = embedding_diagnostics(X, A)
+    assert np.isnan(d.edge_cosine_weighted_mean) and np.isfinite(d.edge_cosine_mean)
+    for name in ("n_random_pairs", "max_edges", "n_knn_queries", "k"):
+        with pytest.raises(ValueError, match=name):
+            embedding_diagnostics(X, A, **{name: -1})

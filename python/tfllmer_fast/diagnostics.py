@@ -96,8 +96,10 @@ def embedding_diagnostics(
     Xa = check_float_matrix(X, "X")
     n, dim = Xa.shape
     G = check_graph(A, n, name="A")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    for name, value in (("k", k), ("n_random_pairs", n_random_pairs), ("max_edges", max_edges),
+                        ("n_knn_queries", n_knn_queries)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
     rng = np.random.default_rng(random_state)
 
     norms = row_norms(Xa)
@@ -117,7 +119,8 @@ def embedding_diagnostics(
     if ei.size:
         ec = _pair_cosines(Xn, ei, ej)
         edge_mean = float(ec.mean())
-        edge_wmean = float(np.average(ec, weights=ew))
+        # Explicitly stored zero weights can leave no weight at all: undefined, not an error.
+        edge_wmean = float(np.average(ec, weights=ew)) if ew.sum() > 0 else float("nan")
     else:
         edge_mean = edge_wmean = float("nan")
 
