@@ -323,3 +323,23 @@ def test_warns_when_lam_makes_selected_eigenvalues_non_positive():
     K = sp.csr_array(np.ones((300, 300)) - np.eye(300))
     with pytest.warns(RuntimeWarning, match="5 of the 5 selected eigenvalues"):
         RecPCA(5, lam=2.0).fit(X, K)
+
+
+def test_failed_fit_leaves_no_fitted_attributes():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 12))
+    A = sp.csr_array(sp.random(60, 60, density=0.1, random_state=1))
+    A = (A + A.T).tocsr()
+    est = RecPCA(n_components=4, lam=0.5, solver="matrix_free", max_iter=1, tol=1e-14, ncv=5)
+    with pytest.raises(RecPCAConvergenceError):
+        est.fit(X, A)
+    assert not hasattr(est, "components_") and not hasattr(est, "zero_rows_")
+
+
+def test_numpy_scalar_tol_is_accepted():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 8))
+    A = sp.csr_array((40, 40))
+    RecPCA(n_components=2, tol=np.float32(1e-8)).fit(X, A)
+    with pytest.raises(ValueError, match="tol"):
+        RecPCA(n_components=2, tol=True).fit(X, A)

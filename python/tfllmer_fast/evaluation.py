@@ -200,6 +200,8 @@ def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: boo
                 all_ranks.append((users_cpu, ranks.cpu()))
     finally:
         model.train(was_training)
+    if sums is None:
+        raise ValueError("no users to evaluate (the evaluation data is empty)")
     metrics = {k: float(v) / n_users for k, v in sums.items()}
     if return_ranks:
         out = np.empty(n_users, dtype=np.int64)

@@ -12,6 +12,8 @@ indefinite once ``lam`` passes 1/2 with the normalised Laplacian). The work is d
 
 from __future__ import annotations
 
+import numbers
+
 import warnings
 
 import numpy as np
@@ -105,7 +107,9 @@ class RecPCA:
     random_state : int, Generator or None, default None
         Seed of the Lanczos start vector (None: Spectra's fixed default vector). Results are
         deterministic either way, and the sign of every component is fixed (its entry of
-        largest magnitude is positive).
+        largest magnitude is positive). The Gram path gives the same bits for any
+        ``n_threads``; the matrix-free path sums per-thread partial products, so its results
+        can differ in the last bits between thread counts.
     normalize_output : bool, default False
         L2-normalise the rows of the transformed embeddings Z.
 
@@ -182,7 +186,7 @@ class RecPCA:
         check_kind(self.laplacian)
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        if not (isinstance(self.tol, (int, float, np.floating)) and self.tol > 0):
+        if isinstance(self.tol, bool) or not (isinstance(self.tol, numbers.Real) and self.tol > 0):
             raise ValueError(f"tol must be a positive number, got {self.tol!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
             raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
@@ -224,11 +228,11 @@ class RecPCA:
         if self.normalize:
             norms = row_norms(Xa, n_threads)
             r = inverse_norms(norms)
-            self.zero_rows_ = np.flatnonzero(norms == 0)
-            warn_zero_rows(self.zero_rows_, n)
+            zero_rows = np.flatnonzero(norms == 0)
+            warn_zero_rows(zero_rows, n)
         else:
             r = np.ones(n)
-            self.zero_rows_ = np.zeros(0, dtype=np.int64)
+            zero_rows = np.zeros(0, dtype=np.int64)
         t, s = t0 * r * r, s0 * r
         if self.center:
             u = t0 + lam * s0 * (G @ s0)  # T 1, with T = I - lam L on the raw graph
@@ -252,6 +256,8 @@ class RecPCA:
                 f"(now {self.max_iter}), loosen tol (now {self.tol:g}) or enlarge ncv (now {ncv}; "
                 f"n_components < ncv <= D = {dim}, larger converges in fewer restarts)."
             )
+        # Fitted attributes are set only now: a failed fit leaves the estimator as it was.
+        self.zero_rows_ = zero_rows
         eig = np.asarray(res["eigenvalues"], dtype=np.float64)
         n_nonpos = int(np.count_nonzero(eig <= 1e-10 * max(abs(eig).max(), 1e-300)))
         if n_nonpos:
