@@ -204,6 +204,24 @@ Eigen::MatrixXd recpca_gram(const RecPCAProblem<T, W>& p, int n_threads, const S
     return M;
 }
 
+// Top-nev eigenpairs by largest algebraic eigenvalue with Spectra's Lanczos solver, for any
+// operator (the dense Gram matrix or the matrix-free product): one place for the settings.
+template <class Op>
+EigResult run_lanczos(Op& op, const EigOptions& opt) {
+    Spectra::SymEigsSolver<Op> eigs(op, opt.nev, opt.ncv);
+    if (opt.init) eigs.init(opt.init); else eigs.init();
+    EigResult res;
+    res.nconv = eigs.compute(Spectra::SortRule::LargestAlge, opt.max_iter, opt.tol, Spectra::SortRule::LargestAlge);
+    res.converged = eigs.info() == Spectra::CompInfo::Successful;
+    res.n_iter = eigs.num_iterations();
+    res.n_matvec = eigs.num_operations();
+    if (res.converged) {
+        res.values = eigs.eigenvalues();
+        res.vectors = eigs.eigenvectors();
+    }
+    return res;
+}
+
 EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, const StopCheck& stop) {
     const int64_t D = M.rows();
     if (opt.nev < 1 || opt.nev > D) throw std::invalid_argument("n_components must lie in 1..D");
@@ -218,17 +236,7 @@ EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, const S
     }
     if (!(opt.ncv > opt.nev && opt.ncv <= D)) throw std::invalid_argument("ncv must satisfy n_components < ncv <= D");
     DenseLowerOp op{M, stop};
-    Spectra::SymEigsSolver<DenseLowerOp> eigs(op, opt.nev, opt.ncv);
-    if (opt.init) eigs.init(opt.init); else eigs.init();
-    res.nconv = eigs.compute(Spectra::SortRule::LargestAlge, opt.max_iter, opt.tol, Spectra::SortRule::LargestAlge);
-    res.converged = eigs.info() == Spectra::CompInfo::Successful;
-    res.n_iter = eigs.num_iterations();
-    res.n_matvec = eigs.num_operations();
-    if (res.converged) {
-        res.values = eigs.eigenvalues();
-        res.vectors = eigs.eigenvectors();
-    }
-    return res;
+    return run_lanczos(op, opt);
 }
 
 template <class T, class W>
@@ -252,17 +260,7 @@ EigResult recpca_fit_matrix_free(const RecPCAProblem<T, W>& p, const EigOptions&
     if (p.wa) std::tie(a, mu) = weighted_column_sums(X, p.wa, p.wm, n_threads);
     throw_if_stopped(stop);
     MatrixFreeOp<T, W> op(p, a, mu, n_threads, stop);
-    Spectra::SymEigsSolver<MatrixFreeOp<T, W>> eigs(op, opt.nev, opt.ncv);
-    if (opt.init) eigs.init(opt.init); else eigs.init();
-    EigResult res;
-    res.nconv = eigs.compute(Spectra::SortRule::LargestAlge, opt.max_iter, opt.tol, Spectra::SortRule::LargestAlge);
-    res.converged = eigs.info() == Spectra::CompInfo::Successful;
-    res.n_iter = eigs.num_iterations();
-    res.n_matvec = eigs.num_operations();
-    if (res.converged) {
-        res.values = eigs.eigenvalues();
-        res.vectors = eigs.eigenvectors();
-    }
+    EigResult res = run_lanczos(op, opt);
     res.mean = mu;
     return res;
 }
