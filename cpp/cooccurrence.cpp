@@ -917,7 +917,7 @@ CoocGraph cooccurrence(const CoocOptions& opt, const int64_t* offsets, int64_t n
 
 struct CooccurrenceCounter::Impl {
     CoocOptions opt;
-    int64_t seen = 0, users = 0;
+    std::atomic<int64_t> seen{0}, users{0};  // read without the mutex while an update runs
     AccCsr<uint64_t> counts;  // count and binary
     AccCsr<Fixed> fixed;      // inverse_distance
     mutable std::mutex mutex;
