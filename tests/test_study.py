@@ -122,5 +122,6 @@ def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread)
         raise AssertionError("a finished run was trained again")
     monkeypatch.setattr(study, "run_job", boom)
     assert main(["study", "--config", str(cfg), "--output", str(out), "--quiet"]) == 0
-    inv = json.loads((out / "invocations.json").read_text())
-    assert [i["runs_trained"] for i in inv] == [3, 0]
+    inv = json.loads((out / "study.json").read_text())["invocations"]
+    assert sorted(i["runs_trained"] for i in inv) == [0, 3]
+    assert "## Time" in (out / "STUDY.md").read_text()

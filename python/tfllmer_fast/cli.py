@@ -221,8 +221,10 @@ def cmd_study(args) -> int:
     spec = StudySpec.from_file(args.config)
     t0 = time.time()
     run_study(spec, args.output, datasets=args.datasets, backbones=args.backbones,
-              variants=args.variants, verbose=not args.quiet, train=not args.report_only)
-    print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
+              variants=args.variants, verbose=not args.quiet, train=not args.report_only,
+              write_report=not args.no_report)
+    if not args.no_report:
+        print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
     return 0
 
 
@@ -291,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--variants", nargs="+", help="only these variants")
     s.add_argument("--report-only", action="store_true",
                    help="train nothing; tabulate the finished runs")
+    s.add_argument("--no-report", action="store_true",
+                   help="train only (parallel shards); tabulate later with --report-only")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_study)
     return p

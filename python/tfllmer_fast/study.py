@@ -406,19 +406,23 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
                         run_job(job, cache, verbose=verbose)
                         n_trained += 1
     elapsed = time.time() - t0
-    log_path = root / "invocations.json"
-    log = json.loads(log_path.read_text()) if log_path.exists() else []
-    if train:
-        log.append({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-                    "wall_s": elapsed, "runs_trained": n_trained,
-                    "filter": {"datasets": datasets, "backbones": backbones,
-                               "variants": variants}})
-        write_json_atomic(log, log_path)
+    if train:  # one file per invocation: parallel processes never overwrite each other's
+        import os
+
+        inv_dir = root / "invocations"
+        inv_dir.mkdir(exist_ok=True)
+        write_json_atomic({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                           "wall_s": elapsed, "runs_trained": n_trained,
+                           "filter": {"datasets": datasets, "backbones": backbones,
+                                      "variants": variants}},
+                          inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-{time.time_ns()}-{os.getpid()}.json")
+    if not write_report:
+        return {}
+    log = [json.loads(p.read_text()) for p in sorted((root / "invocations").glob("*.json"))]
     summary = collect(spec, root)
     summary["invocations"] = log
     write_json_atomic(summary, root / "study.json")
-    if write_report:
-        (root / "STUDY.md").write_text(render_report(spec, summary, root))
+    (root / "STUDY.md").write_text(render_report(spec, summary, root))
     return summary
 
 
@@ -455,7 +459,7 @@ def collect(spec: StudySpec, root: Path) -> dict:
     for ds in spec.datasets:
         for backbone in spec.backbones:
             entry = {"dataset": ds.name, "backbone": backbone, "variants": {}}
-            for variant in spec.variants:
+            for variant in [v for v in VARIANTS if v in spec.variants]:  # canonical order
                 grid_jobs = _jobs_for(spec, ds, backbone, variant, root, False, None)
                 done = [j for j in grid_jobs if (j.folder / "results.json").exists()]
                 if not done:
@@ -655,6 +659,13 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
               ""]
     inv = summary.get("invocations", [])
     if inv:
+        import calendar
+
+        starts = [calendar.timegm(time.strptime(i["started"], "%Y-%m-%dT%H:%M:%SZ")) for i in inv]
+        ends = [s + i["wall_s"] for s, i in zip(starts, inv)]
+        lines += [f"Span from the first start to the last end of the invocations: "
+                  f"{(max(ends) - min(starts)) / 60:.1f} min (invocations may overlap: "
+                  "parallel processes).", ""]
         rows = [{"started (UTC)": i["started"], "wall": f"{i['wall_s'] / 60:.1f} min",
                  "runs trained": str(i["runs_trained"]),
                  "filter": ", ".join(f"{k}={v}" for k, v in i["filter"].items() if v) or "–"}
