@@ -514,7 +514,7 @@ def results_table(group: dict, ks=(10, 20)) -> str:
     for k in ks:
         cols += [f"NDCG@{k}", f"Recall@{k}"]
     cols += ["ΔN@10 vs ID", "ΔR@10 vs ID", "ΔN@10 vs LLMInit", "ΔR@10 vs LLMInit",
-             "best epoch / run"]
+             "best epoch / run", "s/epoch"]
     rows = []
     for v, info in vs.items():
         runs = info["runs"]
@@ -531,6 +531,9 @@ def results_table(group: dict, ks=(10, 20)) -> str:
                     fmt_pct(relative_improvement(mine, base[b][m])) if b in base and v != b
                     else "–")
         row["best epoch / run"] = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)
+        sec = [r["timings"]["per_epoch_s"] for r in runs
+               if r.get("timings", {}).get("per_epoch_s") is not None]
+        row["s/epoch"] = f"{np.median(sec):.2f}" if sec else "–"
         rows.append(row)
     return format_table(rows, cols)
 
