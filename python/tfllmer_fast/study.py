@@ -589,22 +589,24 @@ def conditioning_table(group: dict) -> str:
 
 
 def loss_table(group: dict) -> str:
-    """Training loss at epochs 1, 5 and the best epoch (first seed): the Figure-1 question."""
+    """Training loss at epochs 1, 5, 10, at the last epoch every variant ran (a comparison at
+    equal training time) and at each run's best epoch (first seed): the Figure-1 question."""
+    hists = {v: info["runs"][0] for v, info in group["variants"].items() if info["runs"]}
+    if not hists:
+        return ""
+    common = min(len(r["history"]) for r in hists.values())
     rows = []
-    for v, info in group["variants"].items():
-        if not info["runs"]:
-            continue
-        hist = info["runs"][0]["history"]
-        best = info["runs"][0]["best_epoch"]
-        loss = {h["epoch"]: h["train_loss"] for h in hist}
+    for v, run in hists.items():
+        loss = {h["epoch"]: h["train_loss"] for h in run["history"]}
+        best = run["best_epoch"]
         row = {"variant": VARIANT_LABELS[v]}
-        for e in (1, 5):
-            row[f"loss ep {e}"] = f"{loss[e]:.4f}" if e in loss else "–"
-        row["loss at best epoch"] = f"{loss[best]:.4f} (ep {best})" if best in loss else "–"
-        row["min loss"] = f"{min(loss.values()):.4f}" if loss else "–"
+        for e in (1, 5, 10):
+            row[f"ep {e}"] = f"{loss[e]:.4f}" if e in loss else "–"
+        row[f"ep {common} (all ran)"] = f"{loss[common]:.4f}" if common in loss else "–"
+        row["at best epoch"] = f"{loss[best]:.4f} (ep {best})" if best in loss else "–"
         rows.append(row)
-    cols = ["variant", "loss ep 1", "loss ep 5", "loss at best epoch", "min loss"]
-    return format_table(rows, cols) if rows else ""
+    cols = ["variant", "ep 1", "ep 5", "ep 10", f"ep {common} (all ran)", "at best epoch"]
+    return format_table(rows, cols)
 
 
 def plot_group(group: dict, path) -> Path | None:
