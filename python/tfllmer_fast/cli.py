@@ -222,6 +222,19 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_study(args) -> int:
+    from .study import StudySpec, run_study
+
+    spec = StudySpec.from_file(args.config)
+    t0 = time.time()
+    run_study(spec, args.output, datasets=args.datasets, backbones=args.backbones,
+              variants=args.variants, verbose=not args.quiet, train=not args.report_only,
+              write_report=not args.no_report)
+    if not args.no_report:
+        print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
+    return 0
+
+
 #: Flags added when ``tfllmer-fast`` runs with no arguments.
 QUICKSTART = ["--epochs", "20", "--patience", "5"]
 
@@ -278,6 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test")
     c.add_argument("--no-group", action="store_true", help="one row per run (no seed groups)")
     c.set_defaults(func=cmd_compare)
+    s = sub.add_parser("study", help="run (or resume) a study grid from a TOML/YAML file "
+                                     "and write Markdown tables + plots")
+    s.add_argument("--config", required=True, help="study file (see studies/)")
+    s.add_argument("--output", required=True, help="study folder (runs/, STUDY.md, plots/)")
+    s.add_argument("--datasets", nargs="+", help="only these dataset names (this invocation)")
+    s.add_argument("--backbones", nargs="+", help="only these backbones")
+    s.add_argument("--variants", nargs="+", help="only these variants")
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing; tabulate the finished runs")
+    s.add_argument("--no-report", action="store_true",
+                   help="train only (parallel shards); tabulate later with --report-only")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_study)
     return p
 
 
