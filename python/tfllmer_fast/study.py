@@ -522,7 +522,8 @@ def results_table(group: dict, ks=(10, 20)) -> str:
         runs = info["runs"]
         if not runs:
             continue
-        row = {"variant": VARIANT_LABELS[v], "setting": info["tag"], "seeds": str(len(runs))}
+        tag = info["tag"] if info.get("grid_complete", True) else f"{info['tag']} (grid unfinished)"
+        row = {"variant": VARIANT_LABELS[v], "setting": tag, "seeds": str(len(runs))}
         for k in ks:
             row[f"NDCG@{k}"] = fmt_mean_std(_metric_values(runs, "test", f"ndcg@{k}"))
             row[f"Recall@{k}"] = fmt_mean_std(_metric_values(runs, "test", f"recall@{k}"))
