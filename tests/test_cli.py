@@ -2,7 +2,6 @@ import json
 
 import pytest
 
-import tfllmer_fast
 from tfllmer_fast import cli
 from tfllmer_fast.cli import build_parser, config_from_args, main
 from tfllmer_fast.config import Config
@@ -17,7 +16,6 @@ def _threads(one_thread):
 
 TINY = ["--synthetic-users", "150", "--synthetic-items", "60", "--epochs", "2",
         "--no-progress", "--threads", "1", "--hidden", "16", "--n-layers", "1"]
-HAS_RECPCA = hasattr(tfllmer_fast, "RecPCA") and hasattr(tfllmer_fast, "cooccurrence")
 
 
 def _run_ok(argv, capsys):
@@ -26,7 +24,7 @@ def _run_ok(argv, capsys):
 
 
 def test_run_on_tiny_synthetic_writes_results_and_plot(tmp_path, capsys):
-    init = "recpca" if HAS_RECPCA else "pca"
+    init = "recpca"
     out = _run_ok(["run", *TINY, "--init", init, "--output", str(tmp_path / "r")], capsys)
     assert "| test " in out and "ndcg@10" in out
     res = json.loads((tmp_path / "r" / "results.json").read_text())
@@ -79,7 +77,7 @@ def test_bad_config_is_a_clear_error(tmp_path, capsys):
 
 def test_run_on_scientific(data_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TFLLMER_DATA", str(data_dir))
-    init = "recpca" if HAS_RECPCA else "pca"
+    init = "recpca"
     out = _run_ok(["run", "--dataset", "scientific", "--init", init, "--epochs", "2",
                    "--no-progress", "--threads", "1", "--output", str(tmp_path / "sci")], capsys)
     res = json.loads((tmp_path / "sci" / "results.json").read_text())
@@ -87,7 +85,6 @@ def test_run_on_scientific(data_dir, tmp_path, capsys, monkeypatch):
     assert res["metrics"]["test"]["recall@20"] > 0.0
 
 
-@pytest.mark.skipif(not HAS_RECPCA, reason="cooccurrence / RecPCA not merged yet")
 def test_graph_reduce_then_train_from_the_table(tmp_path, capsys):
     import numpy as np
     import scipy.sparse as sp

@@ -55,10 +55,6 @@ def test_initial_table_pca_and_errors():
 
 
 def test_recpca_table_uses_the_training_graph():
-    import tfllmer_fast
-
-    if not hasattr(tfllmer_fast, "RecPCA") or not hasattr(tfllmer_fast, "cooccurrence"):
-        pytest.skip("RecPCA / cooccurrence not merged into this branch yet")
     split = leave_one_out(random_sequences(n_users=60, n_items=30))
     X = np.random.default_rng(0).normal(size=(30, 16)).astype(np.float32)
     timings = {}
