@@ -65,13 +65,13 @@ py::array_t<T> to_numpy(Vector&& v) {
                           owner->data(), capsule);
 }
 
-// Index dtype of returned graphs: int32 indptr and indices while nnz fits (scipy's own rule;
-// half the memory of int64), int64 for both beyond that. A knob lets tests lower the limit.
+// Index dtype of returned graphs: int64 indptr and indices when asked (the API's default),
+// otherwise int32 while nnz fits and int64 beyond. A knob lets tests lower the int32 limit.
 int64_t g_int32_max_nnz = INT32_MAX;
 
-py::tuple to_python(CoocGraph&& g) {
+py::tuple to_python(CoocGraph&& g, bool index64) {
     const int64_t nnz = g.indptr.empty() ? 0 : g.indptr.back();
-    if (nnz <= g_int32_max_nnz) {
+    if (!index64 && nnz <= g_int32_max_nnz) {
         tfllmer::cooc_detail::BigVector<int32_t> indptr(g.indptr.size());
         for (size_t k = 0; k < indptr.size(); ++k) indptr[k] = static_cast<int32_t>(g.indptr[k]);
         return py::make_tuple(to_numpy(std::move(indptr)), to_numpy(std::move(g.indices)), to_numpy(std::move(g.data)));
@@ -92,17 +92,18 @@ void register_cooccurrence(py::module_& m) {
     m.def(
         "cooccurrence",
         [](const I64Array& offsets, const I32Array& items, int64_t n_items, int64_t window, int64_t max_history,
-           const std::string& weighting, double min_count, int64_t top_k, int n_threads) {
+           const std::string& weighting, double min_count, int64_t top_k, int n_threads, bool index64) {
             const CoocOptions opt = make_options(n_items, window, max_history, weighting, n_threads);
             const ChunkArgs c = chunk_args(offsets, items);
             const CoocFinish finish{min_count, top_k};
             auto stop = tfllmer::python_stop_check();
             CoocGraph g = tfllmer::call_without_gil(
                 [&] { return tfllmer::cooccurrence(opt, c.offsets, c.n_users, c.items, finish, stop); });
-            return to_python(std::move(g));
+            return to_python(std::move(g), index64);
         },
         py::arg("offsets"), py::arg("items"), py::arg("n_items"), py::arg("window"), py::arg("max_history"),
         py::arg("weighting"), py::arg("min_count"), py::arg("top_k"), py::arg("n_threads"),
+        py::arg("index64") = true,
         "Co-occurrence graph as (indptr int64, indices int64, data float32); window/max_history/top_k 0 = none");
 
     // Testing knobs (none changes a result): negative arguments leave a value as it is.
@@ -142,13 +143,13 @@ void register_cooccurrence(py::module_& m) {
             py::arg("offsets"), py::arg("items"))
         .def(
             "result",
-            [](const tfllmer::CooccurrenceCounter& self, double min_count, int64_t top_k) {
+            [](const tfllmer::CooccurrenceCounter& self, double min_count, int64_t top_k, bool index64) {
                 const CoocFinish finish{min_count, top_k};
                 auto stop = tfllmer::python_stop_check();
                 CoocGraph g = tfllmer::call_without_gil([&] { return self.result(finish, stop); });
-                return to_python(std::move(g));
+                return to_python(std::move(g), index64);
             },
-            py::arg("min_count"), py::arg("top_k"))
+            py::arg("min_count"), py::arg("top_k"), py::arg("index64") = true)
         .def_property_readonly("n_interactions_seen", &tfllmer::CooccurrenceCounter::n_interactions_seen)
         .def_property_readonly("n_users_seen", &tfllmer::CooccurrenceCounter::n_users_seen)
         .def_property_readonly("nnz", &tfllmer::CooccurrenceCounter::nnz);

@@ -19,6 +19,7 @@ def cooccurrence(
     min_count: float,
     top_k: int,
     n_threads: int,
+    index64: bool = True,
 ) -> tuple[npt.NDArray[np.signedinteger], npt.NDArray[np.signedinteger], npt.NDArray[np.float32]]: ...
 
 def _cooccurrence_tuning(
@@ -29,7 +30,7 @@ class CooccurrenceCounter:
     def __init__(self, n_items: int, window: int, max_history: int, weighting: str, n_threads: int) -> None: ...
     def update(self, offsets: npt.NDArray[np.int64], items: npt.NDArray[np.int32]) -> None: ...
     def result(
-        self, min_count: float, top_k: int
+        self, min_count: float, top_k: int, index64: bool = True
     ) -> tuple[npt.NDArray[np.signedinteger], npt.NDArray[np.signedinteger], npt.NDArray[np.float32]]: ...
     @property
     def n_interactions_seen(self) -> int: ...

@@ -179,13 +179,9 @@ def _check_index_dtype(index_dtype) -> np.dtype:
 
 
 def _to_csr(parts, n_items: int, index_dtype: np.dtype) -> sp.csr_array:
+    # The binding widens to int64 itself (without the GIL) when index64 is asked for.
     indptr, indices, data = parts
-    if index_dtype == np.int64:
-        # The kernel hands int32 indices while nnz < 2**31 (half the memory while it works);
-        # the documented default output is int64, safe for every later scipy operation.
-        indptr = indptr.astype(np.int64, copy=False)
-        indices = indices.astype(np.int64, copy=False)
-    elif indptr.dtype != np.int32:
+    if index_dtype == np.int32 and indptr.dtype != np.int32:
         raise ValueError(
             f"the graph has {int(indptr[-1])} entries, too many for index_dtype=int32 (max 2**31 - 1)"
         )
@@ -268,7 +264,8 @@ def cooccurrence(
     min_count = _check_min_count(min_count)
     n_threads = check_n_threads(n_threads)
     index_dtype = _check_index_dtype(index_dtype)
-    parts = _core.cooccurrence(offsets, items, n_items, window, max_history, weighting, min_count, top_k, n_threads)
+    parts = _core.cooccurrence(offsets, items, n_items, window, max_history, weighting, min_count, top_k,
+                               n_threads, index_dtype == np.int64)
     return _to_csr(parts, n_items, index_dtype)
 
 
@@ -335,7 +332,7 @@ class CooccurrenceCounter:
         top_k = _check_optional_positive_int(top_k, "top_k")
         index_dtype = _check_index_dtype(index_dtype)
         with self._lock:
-            parts = self._core.result(min_count, top_k)
+            parts = self._core.result(min_count, top_k, index_dtype == np.int64)
         return _to_csr(parts, self.n_items, index_dtype)
 
     @property
