@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import math
 import platform
 import sys
 from pathlib import Path
@@ -87,6 +87,21 @@ def metrics_table(metrics: dict[str, dict], ks=(5, 10, 20)) -> str:
     return format_table(rows, ["split", *cols])
 
 
+def mean_std(values) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n-1); std is None for a single value."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return float("nan"), None
+    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
+
+
+def fmt_mean_std(values, digits: int = 4) -> str:
+    m, s = mean_std(values)
+    if math.isnan(m):
+        return "–"
+    return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"
+
+
 def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="test",
                  group_seeds: bool = True) -> str:
     """Table of several runs; runs whose configs differ only in the seed are grouped as
@@ -113,12 +128,7 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
         for m in metrics:
             vals = np.array([r["metrics"][split][m] for r in runs
                              if m in r.get("metrics", {}).get(split, {})], dtype=float)
-            if vals.size == 0:
-                row[f"{split} {m}"] = None
-            elif vals.size == 1:
-                row[f"{split} {m}"] = f"{vals[0]:.4f}"
-            else:
-                row[f"{split} {m}"] = f"{vals.mean():.4f} ± {vals.std(ddof=1):.4f}"
+            row[f"{split} {m}"] = fmt_mean_std(vals) if vals.size else None
         ep = [r.get("best_epoch") for r in runs if r.get("best_epoch") is not None]
         row["best epoch"] = ", ".join(str(e) for e in ep)
         sec = [r.get("timings", {}).get("per_epoch_s") for r in runs]

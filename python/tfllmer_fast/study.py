@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -62,7 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config, _flatten, load_config_file
-from .results import format_table, load_results, write_json_atomic
+from .results import fmt_mean_std, format_table, load_results, mean_std, write_json_atomic
 
 #: variant -> Config fields (the grid keys that apply to it are in VARIANT_GRID_KEYS)
 VARIANTS = {
@@ -429,21 +428,6 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
 
 
 # ----- collection and tables ----------------------------------------------------------------
-def mean_std(values) -> tuple[float, float | None]:
-    """Mean and sample standard deviation (n-1); std is None for a single value."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return float("nan"), None
-    return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None)
-
-
-def fmt_mean_std(values, digits: int = 4) -> str:
-    m, s = mean_std(values)
-    if math.isnan(m):
-        return "–"
-    return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"
-
-
 def relative_improvement(value: float, baseline: float) -> float:
     """(value - baseline) / baseline in percent (NaN when the baseline is 0 or missing)."""
     if baseline is None or not np.isfinite(baseline) or baseline == 0:

@@ -21,7 +21,6 @@ embeddings count from the right), so short-history batches cost less.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import random
