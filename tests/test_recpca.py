@@ -147,12 +147,28 @@ def test_float32_gram_accumulates_in_double():
     rng = np.random.default_rng(8)
     n, D = 60_000, 16
     X = (rng.standard_normal((n, D)) + 3).astype(np.float32)
-    A = sp.csr_array((n, n), dtype=np.float32)
     args = (np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), np.ones(n), np.zeros(n), 0.0,
             None, None, 0.0, 2)
     M, _ = _core.recpca_gram(X, *args)
     X64 = X.astype(np.float64)
     np.testing.assert_allclose(M, X64.T @ X64, rtol=2e-6)
+
+
+def test_float32_gram_with_a_graph_matches_float64():
+    # The neighbour sums of (I - lam L) X run in float32 within a row block: bound their error.
+    rng = np.random.default_rng(9)
+    n, D, lam = 20_000, 16, 0.5
+    X = (rng.standard_normal((n, D)) + 1).astype(np.float32)
+    m = 15 * n  # about 30 neighbours per item after symmetrising
+    A = sp.csr_array((rng.random(m, dtype=np.float32), (rng.integers(0, n, m), rng.integers(0, n, m))),
+                     shape=(n, n))
+    A = sp.csr_array(A + A.T)
+    t, s = np.ones(n), np.ones(n)
+    parts = (A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data)
+    M32, _ = _core.recpca_gram(X, *parts, t, s, lam, None, None, 0.0, 2)
+    X64 = X.astype(np.float64)
+    exact = X64.T @ X64 + lam * (X64.T @ (A.astype(np.float64) @ X64))
+    np.testing.assert_allclose(M32, exact, rtol=1e-5)
 
 
 def test_transform_train_new_and_normalize_output():
