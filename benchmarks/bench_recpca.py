@@ -103,6 +103,18 @@ def floor_xtx(X, A, d, lam=LAM):
     return X.T @ X, None
 
 
+def graph_product_only(X, A, d, lam=LAM):
+    """Only the sparse part of the Gram pass, (I - lam L) X on the raw rows, with the same
+    OpenMP kernel: a lower bound for any method that forms M (it is memory-bound: every
+    edge reads a whole D-wide row of X)."""
+    from tfllmer_fast import _core
+    from tfllmer_fast.laplacian import csr_parts
+
+    s = inv_sqrt_degrees(degrees(A))
+    return _core.shifted_graph_matmat(X, *csr_parts(A), np.full(X.shape[0], 1 - lam), s, lam,
+                                      os.cpu_count() or 1), None
+
+
 def ids(case):
     return "n{}-D{}-d{}".format(*case)
 
@@ -133,3 +145,14 @@ def test_scipy_eigsh_operator(benchmark, problem):
     W, w = benchmark.pedantic(scipy_eigsh_operator, args=(X, A, d), rounds=1, iterations=1)
     Wr, wr = recpca_auto(X, A, d)
     np.testing.assert_allclose(w, wr, rtol=1e-3, atol=1e-3 * abs(wr).max())
+
+
+def test_graph_product_only(benchmark, problem):
+    """The memory-bound sparse part alone, checked against scipy's (I - lam L) X."""
+    X, A, d = problem
+    benchmark.group = f"recpca n={X.shape[0]} D={X.shape[1]} d={d}"
+    Y, _ = benchmark(graph_product_only, X, A, d)
+    s = inv_sqrt_degrees(degrees(A))
+    Ahat = sp.diags_array(s) @ A @ sp.diags_array(s)
+    expected = (1 - LAM) * X.astype(np.float64) + LAM * (Ahat @ X.astype(np.float64))
+    np.testing.assert_allclose(Y, expected, rtol=1e-4, atol=1e-4 * abs(expected).max())

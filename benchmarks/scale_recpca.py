@@ -2,6 +2,7 @@
 
     python benchmarks/scale_recpca.py                      # (12k,384,64) and (200k,1024,64)
     python benchmarks/scale_recpca.py --case 1000000 1024 128 --rounds 1 --methods recpca_auto floor_xtx
+    python benchmarks/scale_recpca.py --case 200000 1024 64 --methods recpca_auto floor_xtx graph_product_only
 
 Data (float32 X, co-occurrence-like graph from bench_recpca.cooccurrence_like_graph) are
 generated once into --workdir and loaded by every child; a child's peak memory is reported
@@ -31,6 +32,7 @@ METHODS = {
     "numpy_gram_eigh": B.numpy_gram_eigh,
     "scipy_eigsh_operator": B.scipy_eigsh_operator,
     "floor_xtx": B.floor_xtx,
+    "graph_product_only": B.graph_product_only,
 }
 
 

@@ -35,11 +35,15 @@ struct EigenSerialGemm {
     ~EigenSerialGemm() { Eigen::setNbThreads(0); }
 };
 
-// Spectra's operator for a dense symmetric matrix whose lower triangle is filled; checks
-// for Ctrl-C every few products (it runs on the calling thread).
-struct DenseLowerOp {
+// Spectra's operator for a dense symmetric matrix stored whole (both triangles): y_i is
+// column i dotted with x, split over threads. M (8 MB at D = 1024) is re-read from memory
+// for every product, so two threads halve the Lanczos time; every y_i is one dot product in
+// a fixed order, so the result does not depend on the thread count. Checks for Ctrl-C every
+// few products (it runs on the calling thread).
+struct DenseSymOp {
     using Scalar = double;
     const Eigen::MatrixXd& M;
+    int n_threads;
     const StopCheck& stop;
     mutable int64_t calls = 0;
 
@@ -47,9 +51,10 @@ struct DenseLowerOp {
     Eigen::Index cols() const { return M.cols(); }
     void perform_op(const double* x_in, double* y_out) const {
         if ((++calls & 15) == 0) throw_if_stopped(stop);
-        Eigen::Map<const Eigen::VectorXd> x(x_in, M.cols());
-        Eigen::Map<Eigen::VectorXd> y(y_out, M.rows());
-        y.noalias() = M.selfadjointView<Eigen::Lower>() * x;
+        const Eigen::Index D = M.cols();
+        Eigen::Map<const Eigen::VectorXd> x(x_in, D);
+#pragma omp parallel for schedule(static) num_threads(n_threads)
+        for (Eigen::Index i = 0; i < D; ++i) y_out[i] = M.col(i).dot(x);
     }
 };
 
@@ -222,12 +227,12 @@ EigResult run_lanczos(Op& op, const EigOptions& opt) {
     return res;
 }
 
-EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, const StopCheck& stop) {
+EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, int n_threads, const StopCheck& stop) {
     const int64_t D = M.rows();
     if (opt.nev < 1 || opt.nev > D) throw std::invalid_argument("n_components must lie in 1..D");
     EigResult res;
     if (opt.dense || opt.nev >= D) {
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(M);  // reads the lower triangle
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(M);
         if (es.info() != Eigen::Success) throw std::runtime_error("dense symmetric eigensolver failed");
         res.values = es.eigenvalues().tail(opt.nev).reverse();
         res.vectors = es.eigenvectors().rightCols(opt.nev).rowwise().reverse();
@@ -235,7 +240,7 @@ EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, const S
         return res;
     }
     if (!(opt.ncv > opt.nev && opt.ncv <= D)) throw std::invalid_argument("ncv must satisfy n_components < ncv <= D");
-    DenseLowerOp op{M, stop};
+    DenseSymOp op{M, n_threads, stop};
     return run_lanczos(op, opt);
 }
 
@@ -244,7 +249,7 @@ EigResult recpca_fit_gram(const RecPCAProblem<T, W>& p, const EigOptions& opt, i
                           const StopCheck& stop) {
     Eigen::VectorXd mu;
     const Eigen::MatrixXd M = recpca_gram(p, n_threads, stop, &mu);
-    EigResult res = eig_symmetric(M, opt, stop);
+    EigResult res = eig_symmetric(M, opt, n_threads, stop);
     res.mean = mu;
     return res;
 }

@@ -51,8 +51,9 @@ template <class T, class W>
 Eigen::MatrixXd recpca_gram(const RecPCAProblem<T, W>& p, int n_threads, const StopCheck& stop,
                             Eigen::VectorXd* mu = nullptr);
 
-// Top-nev eigenpairs of a symmetric matrix (Spectra, or dense when opt.dense).
-EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, const StopCheck& stop);
+// Top-nev eigenpairs of a symmetric matrix given whole, both triangles (Spectra, or dense
+// when opt.dense).
+EigResult eig_symmetric(const Eigen::MatrixXd& M, const EigOptions& opt, int n_threads, const StopCheck& stop);
 
 template <class T, class W>
 EigResult recpca_fit_gram(const RecPCAProblem<T, W>& p, const EigOptions& opt, int n_threads,

@@ -116,11 +116,26 @@ py::dict result_dict(EigResult&& r) {
 
 }  // namespace
 
+// Sum of squares of one row in double. Sixteen independent partial sums let the compiler
+// vectorise the loop (a single running sum cannot be reordered) and keep the summation
+// order fixed, so the result does not depend on the thread count.
+template <class T>
+double row_squared_norm(const T* x, int64_t D) {
+    constexpr int64_t L = 16;
+    double part[L] = {};
+    int64_t k = 0;
+    for (; k + L <= D; k += L)
+        for (int64_t l = 0; l < L; ++l) part[l] += double(x[k + l]) * double(x[k + l]);
+    double sum = 0.0;
+    for (; k < D; ++k) sum += double(x[k]) * double(x[k]);
+    for (int64_t l = 0; l < L; ++l) sum += part[l];
+    return sum;
+}
+
 template <class T>
 void row_norms_kernel(const T* X, int64_t n, int64_t D, double* out, int n_threads) {
-    ConstRowMap<T> Xm(X, n, D);
 #pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (int64_t i = 0; i < n; ++i) out[i] = std::sqrt(Xm.row(i).template cast<double>().squaredNorm());
+    for (int64_t i = 0; i < n; ++i) out[i] = std::sqrt(row_squared_norm(X + i * D, D));
 }
 
 void register_recpca(py::module_& m) {
@@ -143,6 +158,31 @@ void register_recpca(py::module_& m) {
             return out;
         },
         py::arg("X"), py::arg("n_threads"), "Euclidean row norms, accumulated in double (private).");
+
+    m.def(
+        "csr_max_asymmetry",
+        [](py::array indptr, py::array indices, py::array data, int n_threads) {
+            require(n_threads >= 1, "n_threads must be >= 1");
+            require(indptr.ndim() == 1 && has_dtype<int64_t>(indptr) && (indptr.flags() & py::array::c_style),
+                    "indptr must be a C-contiguous int64 vector");
+            require(indptr.shape(0) >= 1, "indptr is empty");
+            require(has_dtype<int32_t>(indices), "indices must be int32");
+            const bool wf = has_dtype<float>(data);
+            require(wf || has_dtype<double>(data), "graph weights must be float32 or float64");
+            const int64_t n = indptr.shape(0) - 1;
+            const int64_t* ip = static_cast<const int64_t*>(indptr.data());
+            const int64_t nnz = ip[n];
+            require(ip[0] == 0 && nnz >= 0, "indptr must start at 0");
+            const int32_t* ix = static_cast<const int32_t*>(checked_vector(indices, "indices", nnz, false));
+            const void* w = checked_vector(data, "data", nnz, false);
+            return call_without_gil([&] {
+                return wf ? csr_max_asymmetry(n, ip, ix, static_cast<const float*>(w), n_threads)
+                          : csr_max_asymmetry(n, ip, ix, static_cast<const double*>(w), n_threads);
+            });
+        },
+        py::arg("indptr"), py::arg("indices"), py::arg("data"), py::arg("n_threads"),
+        "max |A_ij - A_ji| of a square CSR matrix with sorted column indices, without forming the "
+        "transpose (private).");
 
     m.def(
         "recpca_fit",

@@ -72,3 +72,46 @@ def test_bad_graphs(A, match):
 def test_unknown_kind():
     with pytest.raises(ValueError, match="kind"):
         laplacian(sp.eye(3), kind="random_walk")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seed", range(4))
+def test_max_asymmetry_matches_scipy(dtype, seed):
+    # Oracle: max |A - A.T| by scipy, on graphs that are symmetric, slightly perturbed, or
+    # missing mirror entries (an entry without its mirror counts in full).
+    from tfllmer_fast import _core
+    from tfllmer_fast.laplacian import csr_parts
+
+    rng = np.random.default_rng(seed)
+    n = 200
+    A = sp.random(n, n, density=0.05, random_state=seed, format="csr", dtype=np.float64)
+    A = sp.csr_array(A + A.T)
+    if seed % 2:
+        A.data[rng.integers(0, A.nnz, 5)] += rng.random(5)
+    if seed >= 2:
+        A = sp.csr_array(A + sp.random(n, n, density=0.002, random_state=seed + 10, format="csr"))
+    A = sp.csr_array(A.astype(dtype))
+    A.sum_duplicates()
+    expected = abs(A - A.T).max() if A.nnz else 0.0
+    got = _core.csr_max_asymmetry(*csr_parts(A), 2)
+    # scipy subtracts in the weights' precision, the kernel in double
+    assert got == pytest.approx(float(expected), rel=1e-12 if dtype == np.float64 else 1e-6, abs=0)
+    if seed == 0:
+        assert got == 0.0
+
+
+def test_max_asymmetry_rejects_out_of_range_indices():
+    from tfllmer_fast import _core
+
+    indptr = np.array([0, 1, 2], dtype=np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.csr_max_asymmetry(indptr, np.array([1, 7], dtype=np.int32), np.ones(2), 1)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        _core.csr_max_asymmetry(np.array([0, 2, 1], dtype=np.int64), np.array([1], dtype=np.int32),
+                                np.ones(1), 1)
+
+
+def test_asymmetric_graph_message_names_the_difference():
+    A = sp.csr_array(np.array([[0, 1.0, 0], [1.0, 0, 3.0], [0, 0.5, 0]]))
+    with pytest.raises(ValueError, match=r"max \|A - A.T\| = 2.5"):
+        laplacian(A)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._validation import check_float_matrix
 from .laplacian import check_graph
-from .normalization import inverse_norms, row_norms
+from .normalization import checked_row_norms, inverse_norms
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ def embedding_diagnostics(
         ``g = min(k, degree)`` (graph neighbours by weight, ties by index);
         ``knn_overlap_chance``: its expectation for random embeddings.
     """
-    Xa = check_float_matrix(X, "X")
+    Xa = check_float_matrix(X, "X", finite=False)
+    norms = checked_row_norms(Xa, "X")
     n, dim = Xa.shape
     G = check_graph(A, n, name="A")
     for name, value in (("k", k), ("n_random_pairs", n_random_pairs), ("max_edges", max_edges),
@@ -102,7 +103,6 @@ def embedding_diagnostics(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     rng = np.random.default_rng(random_state)
 
-    norms = row_norms(Xa)
     nonzero = norms > 0
     mean_norm = norms.mean()
     cv = float(norms.std() / mean_norm) if mean_norm > 0 else float("nan")

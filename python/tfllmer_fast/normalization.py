@@ -33,6 +33,23 @@ def row_norms(X: np.ndarray, n_threads: int | None = None) -> np.ndarray:
     return out
 
 
+def checked_row_norms(X: np.ndarray, name: str = "X", n_threads: int | None = None) -> np.ndarray:
+    """:func:`row_norms`, raising ValueError naming the first row whose norm is not finite.
+
+    A NaN or Inf entry makes its row's norm NaN or Inf, so this one pass also replaces the
+    finiteness scan of the input. (A finite float64 row can still overflow the sum of
+    squares; that is reported as such.)
+    """
+    norms = row_norms(X, n_threads)
+    bad = np.flatnonzero(~np.isfinite(norms))
+    if bad.size:
+        i = int(bad[0])
+        if np.isfinite(X[i]).all():
+            raise ValueError(f"{name}: row {i} is too large to normalise (its norm overflows float64)")
+        raise ValueError(f"{name}: row {i} contains NaN or Inf")
+    return norms
+
+
 def inverse_norms(norms: np.ndarray) -> np.ndarray:
     """``1 / norm`` with 0 for zero rows (so scaling keeps them zero)."""
     inv = np.zeros_like(norms)
@@ -80,8 +97,8 @@ def normalize_embeddings(X, *, copy: bool = True, return_zero_rows: bool = False
     array([[0.6, 0.8],
            [0. , 0. ]])
     """
-    arr = check_float_matrix(X, "X")
-    norms = row_norms(arr)
+    arr = check_float_matrix(X, "X", finite=False)
+    norms = checked_row_norms(arr, "X")
     zero_rows = np.flatnonzero(norms == 0)
     if warn:
         warn_zero_rows(zero_rows, arr.shape[0])

@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 from ._validation import check_float_matrix, check_n_threads
 from .laplacian import check_graph, check_kind, csr_parts, shifted_operator
-from .normalization import inverse_norms, row_norms, warn_zero_rows
+from .normalization import checked_row_norms, inverse_norms, row_norms, warn_zero_rows
 
 SOLVERS = ("auto", "gram", "matrix_free")
 
@@ -216,7 +216,7 @@ class RecPCA:
         ``X`` may be float32 or float64, read-only or memory-mapped: it is read in place
         when C-contiguous (otherwise one contiguous copy is made).
         """
-        Xa = check_float_matrix(X, "X")
+        Xa = check_float_matrix(X, "X", finite=False)
         if not Xa.flags.c_contiguous:
             Xa = np.ascontiguousarray(Xa)
         n, dim = Xa.shape
@@ -225,8 +225,8 @@ class RecPCA:
         G = check_graph(graph, n, name="graph")
 
         t0, s0 = shifted_operator(G, self.laplacian, lam)
+        norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
         if self.normalize:
-            norms = row_norms(Xa, n_threads)
             r = inverse_norms(norms)
             zero_rows = np.flatnonzero(norms == 0)
             warn_zero_rows(zero_rows, n)
@@ -294,14 +294,14 @@ class RecPCA:
     def _transform(self, X, warn: bool) -> np.ndarray:
         if not hasattr(self, "components_"):
             raise RuntimeError("this RecPCA instance is not fitted yet; call fit(X, graph) first")
-        Xa = check_float_matrix(X, "X")
+        Xa = check_float_matrix(X, "X", finite=False)
         if Xa.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {Xa.shape[1]} columns but RecPCA was fitted with D = {self.n_features_in_}")
+        norms = checked_row_norms(Xa, "X")  # also the NaN/Inf check of X
         W = self.components_.astype(Xa.dtype)
         # (r_i x_i - mu) W = r_i (x_i W) - mu W: no normalised copy of X.
         Z = Xa @ W
         if self.normalize:
-            norms = row_norms(Xa)
             if warn:
                 warn_zero_rows(np.flatnonzero(norms == 0), Xa.shape[0])
             Z *= inverse_norms(norms)[:, None].astype(Z.dtype)
