@@ -30,6 +30,7 @@ import bench_recpca as B  # noqa: E402
 METHODS = {
     "recpca_auto": B.recpca_auto,
     "numpy_gram_eigh": B.numpy_gram_eigh,
+    "numpy_gram_blocked": B.numpy_gram_blocked,
     "scipy_eigsh_operator": B.scipy_eigsh_operator,
     "floor_xtx": B.floor_xtx,
     "graph_product_only": B.graph_product_only,

@@ -113,6 +113,43 @@ def test_gru_matches_unpadded_run():
     torch.testing.assert_close(direct, padded)
 
 
+@pytest.mark.parametrize("positions", ["from_start", "from_end"])
+def test_padding_is_exact_for_both_position_conventions(positions):
+    torch.manual_seed(0)
+    m = _small(SASRec, positions=positions).eval()
+    seq = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    wide = torch.cat([torch.zeros(2, 3, dtype=torch.long), seq], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(m.next_hidden(seq), m.next_hidden(wide))
+
+
+def test_from_start_positions_make_every_position_a_prefix_pass():
+    # RecBole trains one forward pass per prefix; with positions counted from the first item
+    # and causal attention, position k of a full window gives that prefix's output exactly,
+    # which is what makes training all positions of a window the same epoch as RecBole's.
+    torch.manual_seed(0)
+    m = _small(SASRec, positions="from_start").eval()
+    row = torch.tensor([[0, 0, 7, 3, 9, 4, 2]])
+    with torch.no_grad():
+        full = m.encode(row)
+        for k in range(2, row.shape[1]):
+            prefix = torch.cat([torch.zeros(1, row.shape[1] - 1 - k, dtype=torch.long), row[:, 2:k + 1]], 1)
+            torch.testing.assert_close(m.next_hidden(prefix), full[:, k])
+    m_end = _small(SASRec, positions="from_end").eval()
+    m_end.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        # with positions from the end, an earlier position is not its prefix's evaluation pass
+        prefix = torch.tensor([[0, 0, 0, 0, 7, 3, 9]])
+        assert not torch.allclose(m_end.next_hidden(prefix), m_end.encode(row)[:, 4])
+
+
+def test_unknown_positions_rejected():
+    with pytest.raises(ValueError, match="positions"):
+        _small(SASRec, positions="middle")
+    with pytest.raises(ValueError, match="positions"):
+        Config(positions="middle")
+
+
 def test_sasrec_is_causal():
     torch.manual_seed(0)
     m = _small(SASRec).eval()

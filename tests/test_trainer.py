@@ -8,7 +8,7 @@ import torch
 from tfllmer_fast.config import Config
 from tfllmer_fast.pipeline import RunData, run_experiment
 from tfllmer_fast.sequences import Sequences, leave_one_out
-from tfllmer_fast.trainer import Trainer, build_model, build_windows, save_atomic
+from tfllmer_fast.trainer import Trainer, build_model, build_prefixes, build_windows, save_atomic
 
 from _train_helpers import one_thread, random_sequences
 
@@ -42,6 +42,40 @@ def test_build_windows_matches_python_reference():
     got = [(row[row > 0] - 1).tolist() for row in win]
     assert got == expected
     assert wlen.tolist() == [len(r) for r in expected]
+
+
+def test_build_prefixes_matches_python_reference():
+    # RecBole's layout: one row per training target, the (at most M) items before it in front
+    seqs = random_sequences(n_users=40, n_items=50, min_len=1, max_len=30, seed=3)
+    M = 5
+    rows, rlen = build_prefixes(seqs, M)
+    expected = [s[max(0, t - M):t + 1] for s in seqs.to_lists() for t in range(1, len(s))]
+    assert [(r[r > 0] - 1).tolist() for r in rows] == expected
+    assert rlen.tolist() == [len(e) for e in expected]
+
+
+def test_prefix_training_equals_windows_without_dropout():
+    # With from-start positions and no dropout, a window's every position is its prefix's
+    # forward pass: one step on the prefix rows and one on the windows give the same loss
+    # (all targets are in one batch either way, and CE is a mean over targets).
+    seqs = random_sequences(n_users=12, n_items=20, min_len=3, max_len=6, seed=4)
+    split = leave_one_out(seqs)
+    losses = {}
+    for mode in ("windows", "prefixes"):
+        cfg = _cfg(train_samples=mode, dropout=0.0, batch_size=1000, epochs=1, length_bucketing=False)
+        torch.manual_seed(0)
+        model = build_model(cfg, split.n_items)
+        tr = Trainer(model, split, cfg)
+        losses[mode] = tr.train_epoch()
+    assert losses["prefixes"] == pytest.approx(losses["windows"], rel=1e-5)
+
+
+def test_prefixes_need_a_next_item_model():
+    seqs = random_sequences(n_users=12, n_items=20, seed=4)
+    split = leave_one_out(seqs)
+    cfg = _cfg(model="bert4rec", train_samples="prefixes")
+    with pytest.raises(ValueError, match="prefixes"):
+        Trainer(build_model(cfg, split.n_items), split, cfg)
 
 
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec"])

@@ -53,6 +53,7 @@ class Config:
     mask_ratio: float = 0.2
     layer_norm_eps: float = 1e-12
     init_std: float = 0.02
+    positions: str = "from_start"    # transformer position ids: "from_start" (RecBole) or "from_end"
 
     # --- item table and scoring ---
     init: str = "recpca"             # "random", "pca", "recpca"
@@ -70,7 +71,8 @@ class Config:
     n_negatives: int | None = None   # bce: 1; sampled_softmax: 1024
     negative_sampling: str = "uniform"  # sampled_softmax: "uniform" or "popularity"
     epochs: int = 200
-    batch_size: int = 256            # training windows (sequences) per step
+    train_samples: str = "windows"   # "windows": every position of each history at once; "prefixes": RecBole's one row per target
+    batch_size: int = 256            # training rows (windows or prefixes) per step
     length_bucketing: bool = True    # batches of similar-length windows (less padding work)
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -107,6 +109,8 @@ class Config:
                 raise ValueError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
 
         choice("model", tuple(DEFAULT_DROPOUT))
+        choice("positions", ("from_start", "from_end"))
+        choice("train_samples", ("windows", "prefixes"))
         choice("init", INIT_MODES)
         choice("loss", LOSSES)
         choice("amp", ("auto", "bf16", "fp16", "off"))

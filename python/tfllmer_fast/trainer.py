@@ -13,10 +13,19 @@ input), so no target is lost; a target early in an older window sees fewer than 
 items of context (a documented approximation of the prefix view). BERT4Rec windows are the
 last ``max_len`` items (older items in further windows), masked afresh each epoch.
 
-Each step trims the columns that are padding in every row of the batch (exact: position
-embeddings count from the right), so short-history batches cost less.
+With position ids counted from each row's first item (the default, see
+:class:`~tfllmer_fast.models.common.TransformerBackbone`) and causal attention, the output at
+every position of a window equals that prefix's own forward pass, so this epoch is RecBole's
+up to dropout (one mask per window instead of one per prefix) and batch composition.
 
-``batch_size`` counts windows (sequences), not prediction points.
+**Prefix rows** (``train_samples="prefixes"``): RecBole's layout exactly, one right-aligned
+row per training target holding the target and the ``max_len`` items before it; the loss is
+taken at the last position only. About ``L/2`` times the encoder work of windows.
+
+Each step trims the columns that are padding in every row of the batch (exact for both
+position conventions), so short-history batches cost less.
+
+``batch_size`` counts rows (windows or prefixes), not prediction points.
 """
 
 from __future__ import annotations
@@ -74,6 +83,24 @@ def set_cpu_threads(threads: int | None) -> int:
 
 
 # ----- data ------------------------------------------------------------------------------
+def _ranks_within(counts: np.ndarray) -> np.ndarray:
+    """0, 1, .., c-1 for every c in ``counts``, concatenated."""
+    return np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _right_aligned_rows(train: Sequences, users: np.ndarray, start: np.ndarray, wlen: np.ndarray,
+                        width: int) -> np.ndarray:
+    """Row r holds items ``start[r] .. start[r] + wlen[r] - 1`` of user ``users[r]``'s history,
+    right-aligned in ``width`` columns, as shifted ids (0 = padding)."""
+    out = np.zeros((users.size, width), dtype=np.int64)
+    rows = np.repeat(np.arange(users.size), wlen)
+    within = _ranks_within(wlen)
+    src = np.repeat(train.offsets[users] + start, wlen) + within
+    cols = np.repeat(width - wlen, wlen) + within
+    out[rows, cols] = train.items[src].astype(np.int64) + 1
+    return out
+
+
 def build_windows(train: Sequences, max_len: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
     """Right-aligned training windows (n_windows, max_len + 1) of shifted ids, and their
     lengths (see the module docstring). Causal windows hold up to ``max_len + 1`` items
@@ -85,17 +112,22 @@ def build_windows(train: Sequences, max_len: int, causal: bool) -> tuple[np.ndar
     n_pred = np.maximum(lengths - overlap, 0)          # targets per user
     n_win = -(-n_pred // max_len)                       # ceil
     users = np.repeat(np.arange(lengths.size), n_win)
-    k = np.arange(n_win.sum()) - np.repeat(np.cumsum(n_win) - n_win, n_win)
-    end = lengths[users] - 1 - k * max_len              # last item (inclusive), user-relative
+    end = lengths[users] - 1 - _ranks_within(n_win) * max_len  # last item (inclusive)
     start = np.maximum(0, end - span + 1)
     wlen = end - start + 1
-    out = np.zeros((users.size, max_len + 1), dtype=np.int64)
-    rows = np.repeat(np.arange(users.size), wlen)
-    within = np.arange(wlen.sum()) - np.repeat(np.cumsum(wlen) - wlen, wlen)
-    src = np.repeat(train.offsets[users] + start, wlen) + within
-    cols = np.repeat(max_len + 1 - wlen, wlen) + within
-    out[rows, cols] = train.items[src].astype(np.int64) + 1
-    return out, wlen
+    return _right_aligned_rows(train, users, start, wlen, max_len + 1), wlen
+
+
+def build_prefixes(train: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """One right-aligned row per training target, RecBole's sample layout: the target last,
+    the (at most ``max_len``) items before it in front. Returns (n_targets, max_len + 1)
+    shifted ids and the row lengths."""
+    n_pred = np.maximum(train.lengths - 1, 0)
+    users = np.repeat(np.arange(n_pred.size), n_pred)
+    target = _ranks_within(n_pred) + 1                  # index of the target in the history
+    start = np.maximum(0, target - max_len)
+    wlen = target - start + 1
+    return _right_aligned_rows(train, users, start, wlen, max_len + 1), wlen
 
 
 def build_model(config: Config, n_items: int):
@@ -110,7 +142,7 @@ def build_model(config: Config, n_items: int):
     kw = dict(n_layers=config.n_layers or 2, n_heads=config.n_heads,
               inner_size=config.inner_size, hidden_dropout=drop,
               attn_dropout=drop if config.attn_dropout is None else config.attn_dropout,
-              layer_norm_eps=config.layer_norm_eps, **common)
+              layer_norm_eps=config.layer_norm_eps, positions=config.positions, **common)
     if config.model == "bert4rec":
         kw["mask_ratio"] = config.mask_ratio
     return cls(n_items, config.hidden, config.max_len, **kw)
@@ -158,12 +190,20 @@ class Trainer:
         self.resume = resume
         self.callbacks = list(callbacks)
 
-        windows, wlen = build_windows(split.train, config.max_len, model.causal)
+        self.prefixes = config.train_samples == "prefixes"
+        if self.prefixes and not model.causal:
+            raise ValueError("train_samples='prefixes' needs a next-item model (SASRec, GRU4Rec), "
+                             f"not {type(model).__name__}")
+        if self.prefixes:
+            windows, wlen = build_prefixes(split.train, config.max_len)
+        else:
+            windows, wlen = build_windows(split.train, config.max_len, model.causal)
         if windows.shape[0] == 0:
             raise ValueError("no training targets: every user has a single training item")
         self.windows = torch.as_tensor(windows, device=self.device)
         self.window_len = torch.as_tensor(wlen)  # CPU: batch widths need no device sync
-        self.n_targets = int(np.maximum(wlen - (1 if model.causal else 0), 0).sum())
+        self.n_targets = (windows.shape[0] if self.prefixes
+                          else int(np.maximum(wlen - (1 if model.causal else 0), 0).sum()))
         self.valid_data: EvalData = build_eval_data(split, config.max_len, "valid", self.device)
         self.test_data: EvalData | None = None
         counts = np.bincount(split.train.items, minlength=split.n_items)
@@ -217,7 +257,10 @@ class Trainer:
             batch = self.windows[idx.to(self.device)][:, -width:]
             with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                 enabled=self.amp_dtype is not None):
-                h, targets = model.training_pairs(batch, self.gen)
+                if self.prefixes:  # one prediction per row, from the whole row
+                    h, targets = model.next_hidden(batch[:, :-1]), batch[:, -1] - 1
+                else:
+                    h, targets = model.training_pairs(batch, self.gen)
                 loss = self.loss_fn(model, h, targets, self.gen)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()

@@ -5,8 +5,10 @@ Conventions inside every model (the public API stays 0-based):
 * Model inputs hold *shifted* ids: ``item + 1``; ``0`` is padding (row 0 of the table, always
   zero, never scored). BERT4Rec adds one more row for its mask token.
 * Sequences are **right-aligned**: the most recent item is the last column, padding is on the
-  left. Position embeddings count from the right, so trimming all-padding columns on the left
-  of a batch changes nothing (the trainer does this to skip wasted work).
+  left. Position ids count from each row's first real item (``positions="from_start"``,
+  RecBole's convention) or from the last column (``"from_end"``, the SASRec paper's); either
+  way trimming all-padding columns on the left of a batch changes nothing (the trainer does
+  this to skip wasted work).
 * Scores are over the ``n_items`` real items only, column ``i`` = item ``i`` (0-based).
 
 Scoring: ``logits = <h', e_i'> / temperature`` where ``e_i' = e_i / ||e_i||`` when
@@ -173,12 +175,28 @@ class TransformerLayer(nn.Module):
         return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))
 
 
+POSITIONS = ("from_start", "from_end")
+
+
 class TransformerBackbone(SequentialRecommender):
-    """Item + position embeddings, LayerNorm, dropout, a stack of :class:`TransformerLayer`."""
+    """Item + position embeddings, LayerNorm, dropout, a stack of :class:`TransformerLayer`.
+
+    ``positions="from_start"`` (default, as RecBole): an item's position id is its index in
+    the row's history, 0 = the oldest item read. With causal attention the output at
+    position k is then exactly what a separate forward pass over the prefix ending there
+    would give, so training every position of a window is RecBole's one-sample-per-prefix
+    epoch, and the query at evaluation sits where training queries of that length sat.
+    ``"from_end"``: the last column is position ``max_len - 1`` (the SASRec paper's
+    left-padding); training queries then sit at earlier positions than evaluation ones.
+    """
 
     def __init__(self, n_items, hidden=64, max_len=50, *, n_layers=2, n_heads=2, inner_size=256,
-                 hidden_dropout=0.5, attn_dropout=0.5, layer_norm_eps=1e-12, **kw):
+                 hidden_dropout=0.5, attn_dropout=0.5, layer_norm_eps=1e-12, positions="from_start",
+                 **kw):
         super().__init__(n_items, hidden, max_len, **kw)
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
+        self.positions = positions
         self.pos_emb = nn.Embedding(max_len, hidden)
         self.ln = nn.LayerNorm(hidden, eps=layer_norm_eps)
         self.drop = nn.Dropout(hidden_dropout)
@@ -206,7 +224,11 @@ class TransformerBackbone(SequentialRecommender):
         w = seq.shape[1]
         if w > self.max_len:
             raise ValueError(f"sequence width {w} exceeds max_len {self.max_len}")
-        pos = torch.arange(self.max_len - w, self.max_len, device=seq.device)
+        if self.positions == "from_end":
+            pos = torch.arange(self.max_len - w, self.max_len, device=seq.device)
+        else:  # index from the row's first real item; padding (on the left) gets 0, masked anyway
+            n_pad = w - (seq > 0).sum(dim=1, keepdim=True)
+            pos = (torch.arange(w, device=seq.device) - n_pad).clamp_(min=0)
         x = self.drop(self.ln(self.item_emb(seq) + self.pos_emb(pos)))
         mask = self._attention_mask(seq)
         for layer in self.layers:
