@@ -121,8 +121,9 @@ def floor_xtx(X, A, d, lam=LAM):
 
 def graph_product_only(X, A, d, lam=LAM):
     """Only the sparse part of the Gram pass, (I - lam L) X on the raw rows, with the same
-    OpenMP kernel: a lower bound for any method that forms M (it is memory-bound: every
-    edge reads a whole D-wide row of X)."""
+    OpenMP kernel, as a separate pass (it also writes an n x D output, which the fused Gram
+    pass does not): what the graph product costs on its own. It is memory-bound: every
+    edge reads a whole D-wide row of X."""
     from tfllmer_fast import _core
     from tfllmer_fast.laplacian import csr_parts
 

@@ -97,23 +97,28 @@ inline void shifted_graph_vector(const ShiftedGraph<W>& g, const double* z, doub
 }
 
 // max |A_ij - A_ji| over the stored entries of a square CSR matrix whose rows have sorted,
-// duplicate-free column indices; an entry without its mirror counts in full. Each entry
-// finds its mirror by binary search in row j, so no transpose is ever built.
+// duplicate-free column indices (checked: the binary search below needs them); an entry
+// without its mirror counts in full. Each entry finds its mirror by binary search in row j,
+// so no transpose is ever built.
 template <class W>
 double csr_max_asymmetry(int64_t n, const int64_t* indptr, const int32_t* indices, const W* data,
                          int n_threads) {
     for (int64_t i = 0; i < n; ++i)
         if (indptr[i] > indptr[i + 1]) throw std::invalid_argument("indptr must be non-decreasing");
-    bool in_range = true;
+    bool in_range = true, sorted = true;
+#pragma omp parallel for schedule(static) reduction(&& : in_range, sorted) num_threads(n_threads)
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
+            in_range = in_range && indices[p] >= 0 && indices[p] < n;
+            sorted = sorted && (p == indptr[i] || indices[p] > indices[p - 1]);
+        }
+    if (!in_range) throw std::invalid_argument("graph column indices out of range");
+    if (!sorted) throw std::invalid_argument("graph rows must have sorted column indices without duplicates");
     double worst = 0.0;
-#pragma omp parallel for schedule(dynamic, 1024) reduction(max : worst) reduction(&& : in_range) num_threads(n_threads)
+#pragma omp parallel for schedule(dynamic, 1024) reduction(max : worst) num_threads(n_threads)
     for (int64_t i = 0; i < n; ++i) {
         for (int64_t p = indptr[i]; p < indptr[i + 1]; ++p) {
             const int64_t j = indices[p];
-            if (j < 0 || j >= n) {
-                in_range = false;
-                continue;
-            }
             const int32_t* begin = indices + indptr[j];
             const int32_t* end = indices + indptr[j + 1];
             const int32_t* q = std::lower_bound(begin, end, int32_t(i));
@@ -121,7 +126,6 @@ double csr_max_asymmetry(int64_t n, const int64_t* indptr, const int32_t* indice
             worst = std::max(worst, std::abs(double(data[p]) - mirror));
         }
     }
-    if (!in_range) throw std::invalid_argument("graph column indices out of range");
     return worst;
 }
 

@@ -36,10 +36,11 @@ struct EigenSerialGemm {
 };
 
 // Spectra's operator for a dense symmetric matrix stored whole (both triangles): y_i is
-// column i dotted with x, split over threads. M (8 MB at D = 1024) is re-read from memory
-// for every product, so two threads halve the Lanczos time; every y_i is one dot product in
-// a fixed order, so the result does not depend on the thread count. Checks for Ctrl-C every
-// few products (it runs on the calling thread).
+// column i dotted with x, split over the threads. M (8 MB at D = 1024) is re-read from
+// memory for every product, which two threads do in about half the time; below D = 256 a
+// product is too short to be worth waking them. Every y_i is one dot product in a fixed
+// order, so the result does not depend on the thread count. Checks for Ctrl-C every few
+// products (it runs on the calling thread).
 struct DenseSymOp {
     using Scalar = double;
     const Eigen::MatrixXd& M;
@@ -53,7 +54,7 @@ struct DenseSymOp {
         if ((++calls & 15) == 0) throw_if_stopped(stop);
         const Eigen::Index D = M.cols();
         Eigen::Map<const Eigen::VectorXd> x(x_in, D);
-#pragma omp parallel for schedule(static) num_threads(n_threads)
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (D >= 256)
         for (Eigen::Index i = 0; i < D; ++i) y_out[i] = M.col(i).dot(x);
     }
 };

@@ -115,3 +115,14 @@ def test_asymmetric_graph_message_names_the_difference():
     A = sp.csr_array(np.array([[0, 1.0, 0], [1.0, 0, 3.0], [0, 0.5, 0]]))
     with pytest.raises(ValueError, match=r"max \|A - A.T\| = 2.5"):
         laplacian(A)
+
+
+def test_max_asymmetry_rejects_unsorted_rows():
+    # the mirror lookup is a binary search: unsorted or duplicate indices must be refused
+    from tfllmer_fast import _core
+
+    indptr = np.array([0, 2, 3, 4], dtype=np.int64)
+    with pytest.raises(ValueError, match="sorted"):
+        _core.csr_max_asymmetry(indptr, np.array([2, 1, 0, 0], dtype=np.int32), np.ones(4), 1)
+    with pytest.raises(ValueError, match="sorted"):
+        _core.csr_max_asymmetry(indptr, np.array([1, 1, 0, 0], dtype=np.int32), np.ones(4), 1)

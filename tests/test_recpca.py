@@ -187,6 +187,12 @@ def test_transform_train_new_and_normalize_output():
     Zo = mo.transform(X_new)
     np.testing.assert_allclose(np.linalg.norm(Zo, axis=1), 1.0)
     np.testing.assert_allclose(Zo, Zn / np.linalg.norm(Zn, axis=1, keepdims=True), atol=1e-12)
+    X_bad = X_new.copy()
+    X_bad[4, 2] = np.nan
+    with pytest.raises(ValueError, match="row 4 contains NaN or Inf"):
+        m.transform(X_bad)
+    with pytest.raises(ValueError, match="row 4 contains NaN or Inf"):
+        RecPCA(6, lam=1.0, normalize=False).fit(np.vstack([X[:4], X_bad[4:5], X[5:]]), A)
 
 
 def test_zero_rows_warn_stay_zero_and_match_oracle():

@@ -78,11 +78,12 @@ def test_prefixes_need_a_next_item_model():
         Trainer(build_model(cfg, split.n_items), split, cfg)
 
 
-@pytest.mark.parametrize("model", ["sasrec", "bert4rec", "gru4rec"])
-def test_resume_after_interruption_gives_the_same_result(tmp_path, model):
+@pytest.mark.parametrize("model,samples", [("sasrec", "windows"), ("bert4rec", "windows"),
+                                           ("gru4rec", "windows"), ("sasrec", "prefixes")])
+def test_resume_after_interruption_gives_the_same_result(tmp_path, model, samples):
     seqs = random_sequences(n_users=60, n_items=30, seed=1)
     data = RunData("toy", seqs)
-    cfg = _cfg(model=model, dropout=0.3)
+    cfg = _cfg(model=model, dropout=0.3, train_samples=samples)
 
     full = run_experiment(cfg, data=data, output_dir=tmp_path / "a", verbose=False,
                           write_plot=False)
@@ -199,3 +200,26 @@ def test_diverged_training_raises_instead_of_scoring(monkeypatch):
     monkeypatch.setattr(trainer, "train_epoch", lambda progress=None: float("nan"))
     with pytest.raises(FloatingPointError, match="diverged at epoch 1"):
         trainer.fit()
+
+
+def test_saved_configs_without_new_fields_keep_their_behaviour():
+    # A run saved before `positions` / `train_samples` existed used from_end windows: loading
+    # its config must give that, and its checkpoint fingerprint must still match.
+    from tfllmer_fast.config import LEGACY_DEFAULTS
+
+    old = Config(positions="from_end", train_samples="windows").to_dict()
+    for k in LEGACY_DEFAULTS:
+        del old[k]
+    cfg = Config.from_saved(old)
+    assert (cfg.positions, cfg.train_samples) == ("from_end", "windows")
+    assert "positions" not in cfg.fingerprint() and "train_samples" not in cfg.fingerprint()
+    assert "from_start" in Config().fingerprint()
+
+
+def test_resume_with_another_configuration_names_the_difference(tmp_path):
+    seqs = random_sequences(n_users=30, n_items=20, seed=1)
+    data = RunData("toy", seqs)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path, verbose=False, write_plot=False)
+    with pytest.raises(ValueError, match="positions: 'from_start' -> 'from_end'"):
+        run_experiment(_cfg(epochs=2, positions="from_end"), data=data, output_dir=tmp_path,
+                       verbose=False, write_plot=False)

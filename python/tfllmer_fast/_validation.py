@@ -19,7 +19,8 @@ def check_n_threads(n_threads: int | None) -> int:
 
 
 def check_float_matrix(X, name: str = "X", *, allow_empty: bool = False, finite: bool = True) -> np.ndarray:
-    """A 2-D float32/float64 array, finite, without copying when it already is one.
+    """A 2-D float32/float64 array, checked finite (unless ``finite=False``), without copying
+    when it already is one.
 
     Read-only and memory-mapped arrays pass through untouched; other dtypes are converted
     to float64 (integers) or rejected (complex, object). ``finite=False`` skips the NaN/Inf

@@ -188,7 +188,7 @@ def cmd_evaluate(args) -> int:
     st = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
     changes = {k: v for k, v in (("device", args.device), ("protocol", args.protocol),
                                  ("mask_history", args.mask_history)) if v is not None}
-    config = Config.from_dict(st["config"]).replace(progress=False, **changes)
+    config = Config.from_saved(st["config"]).replace(progress=False, **changes)
     data = load_run_data(config.replace(init="random"))
     split = make_split(data.sequences)
     model = build_model(config, split.n_items)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .losses import LOSSES
+from .models.common import POSITIONS
 
 INIT_MODES = ("random", "pca", "recpca")
 DEFAULT_DROPOUT = {"sasrec": 0.5, "gru4rec": 0.3, "bert4rec": 0.2}
@@ -109,7 +110,7 @@ class Config:
                 raise ValueError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
 
         choice("model", tuple(DEFAULT_DROPOUT))
-        choice("positions", ("from_start", "from_end"))
+        choice("positions", POSITIONS)
         choice("train_samples", ("windows", "prefixes"))
         choice("init", INIT_MODES)
         choice("loss", LOSSES)
@@ -155,12 +156,25 @@ class Config:
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_saved(cls, d: dict) -> "Config":
+        """A config saved by an earlier run (checkpoint or results.json): fields it lacks
+        take the value those runs used (:data:`LEGACY_DEFAULTS`), not today's default."""
+        return cls.from_dict({**LEGACY_DEFAULTS, **_flatten(d)})
+
     def fingerprint(self) -> str:
-        """JSON of the fields that change the training trajectory (resume must match)."""
+        """JSON of the fields that change the training trajectory (resume must match).
+        A field at its :data:`LEGACY_DEFAULTS` value is left out, so checkpoints written
+        before it existed still match the configuration they were trained with."""
         skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
                 "mask_history", "eval_negatives", "eval_batch_size"}
-        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
+        return json.dumps({k: v for k, v in self.to_dict().items()
+                           if k not in skip and not (k in LEGACY_DEFAULTS and v == LEGACY_DEFAULTS[k])},
                           sort_keys=True)
+
+
+#: Fields added after runs had been saved, with the behaviour those runs had.
+LEGACY_DEFAULTS = {"positions": "from_end", "train_samples": "windows"}
 
 
 def _flatten(d: dict) -> dict:

@@ -11,12 +11,11 @@ Definitions (DESIGN section 2), with ``A`` symmetric, non-negative, self-loops i
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import scipy.sparse as sp
 
 from . import _core
+from ._validation import check_n_threads
 
 KINDS = ("normalized", "combinatorial")
 
@@ -27,7 +26,8 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: float = 1e-5) -> sp.csr_array:
+def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: float = 1e-5,
+                n_threads: int | None = None) -> sp.csr_array:
     """Validate a co-occurrence graph and return it as a canonical ``csr_array``.
 
     Accepts any scipy sparse matrix/array or a dense 2-D array. The result has float32 or
@@ -67,18 +67,18 @@ def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: 
         G = G.copy()
         G.setdiag(0)
         G.eliminate_zeros()
-    if G.nnz:
-        _check_symmetric(G, name, symmetry_rtol)
     if G.shape[0] > np.iinfo(np.int32).max:
         raise ValueError(f"{name} has more than 2^31 - 1 items, which is not supported")
+    if G.nnz:
+        _check_symmetric(G, name, symmetry_rtol, n_threads)
     return G
 
 
-def _check_symmetric(G: sp.csr_array, name: str, rtol: float) -> None:
+def _check_symmetric(G: sp.csr_array, name: str, rtol: float, n_threads: int | None) -> None:
     # max |A - A.T| in C++ (binary search for each entry's mirror, in parallel): no
     # transpose copy, which for a large graph took longer than the rest of the checks.
     scale = float(abs(G.data).max())
-    worst = _core.csr_max_asymmetry(*csr_parts(G), os.cpu_count() or 1)
+    worst = _core.csr_max_asymmetry(*csr_parts(G), check_n_threads(n_threads))
     if worst > rtol * scale:
         raise ValueError(
             f"{name} is not symmetric (max |A - A.T| = {worst:g}, max |A| = {scale:g}); "

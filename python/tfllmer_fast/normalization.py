@@ -45,7 +45,7 @@ def checked_row_norms(X: np.ndarray, name: str = "X", n_threads: int | None = No
     if bad.size:
         i = int(bad[0])
         if np.isfinite(X[i]).all():
-            raise ValueError(f"{name}: row {i} is too large to normalise (its norm overflows float64)")
+            raise ValueError(f"{name}: row {i} is too large: its squared norm overflows float64")
         raise ValueError(f"{name}: row {i} contains NaN or Inf")
     return norms
 

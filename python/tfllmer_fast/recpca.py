@@ -222,7 +222,7 @@ class RecPCA:
         n, dim = Xa.shape
         d, lam, ncv = self._check_params(n, dim)
         n_threads = check_n_threads(self.n_threads)
-        G = check_graph(graph, n, name="graph")
+        G = check_graph(graph, n, name="graph", n_threads=n_threads)
 
         t0, s0 = shifted_operator(G, self.laplacian, lam)
         norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
@@ -297,7 +297,7 @@ class RecPCA:
         Xa = check_float_matrix(X, "X", finite=False)
         if Xa.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {Xa.shape[1]} columns but RecPCA was fitted with D = {self.n_features_in_}")
-        norms = checked_row_norms(Xa, "X")  # also the NaN/Inf check of X
+        norms = checked_row_norms(Xa, "X", self.n_threads)  # also the NaN/Inf check of X
         W = self.components_.astype(Xa.dtype)
         # (r_i x_i - mu) W = r_i (x_i W) - mu W: no normalised copy of X.
         Z = Xa @ W

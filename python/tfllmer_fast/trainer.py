@@ -30,6 +30,7 @@ position conventions), so short-history batches cost less.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 from ._atomic import atomic_open
-from .config import Config
+from .config import LEGACY_DEFAULTS, Config
 from .evaluation import EvalData, build_eval_data, evaluate
 from .losses import make_loss
 from .models import MODELS
@@ -405,7 +406,12 @@ class Trainer:
             return 0
         st = torch.load(p, map_location=self.device, weights_only=True)
         if st.get("fingerprint") != self.config.fingerprint():
-            raise ValueError(f"checkpoint {p} was written with a different configuration; "
+            # fingerprints leave out fields at their legacy value: put them back to compare
+            saved = {**LEGACY_DEFAULTS, **json.loads(st.get("fingerprint") or "{}")}
+            now = {**LEGACY_DEFAULTS, **json.loads(self.config.fingerprint())}
+            diff = ", ".join(f"{k}: {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}"
+                             for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
+            raise ValueError(f"checkpoint {p} was written with a different configuration ({diff}); "
                              "use another output folder or delete it to start afresh")
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])

@@ -187,7 +187,8 @@ class TransformerBackbone(SequentialRecommender):
     would give, so training every position of a window is RecBole's one-sample-per-prefix
     epoch, and the query at evaluation sits where training queries of that length sat.
     ``"from_end"``: the last column is position ``max_len - 1`` (the SASRec paper's
-    left-padding); training queries then sit at earlier positions than evaluation ones.
+    left-padding); every evaluation query then sits at ``max_len - 1``, but of a training
+    window's queries only the last does (the others sit earlier, by how many items follow).
     """
 
     def __init__(self, n_items, hidden=64, max_len=50, *, n_layers=2, n_heads=2, inner_size=256,
