@@ -158,7 +158,7 @@ def test_recpca_vs_numpy(benchmark, problem, method):
 def test_scipy_eigsh_operator(benchmark, problem):
     X, A, d = problem
     if X.shape[0] > 50_000:
-        pytest.skip("ARPACK on the implicit operator takes minutes here (see scale_recpca.py)")
+        pytest.skip("ARPACK on the implicit operator takes over a minute at 200k (71 s; see scale_recpca.py)")
     benchmark.group = f"recpca n={X.shape[0]} D={X.shape[1]} d={d}"
     W, w = benchmark.pedantic(scipy_eigsh_operator, args=(X, A, d), rounds=1, iterations=1)
     Wr, wr = recpca_auto(X, A, d)
