@@ -57,9 +57,7 @@ def beauty_dir():
     return d
 
 
-@pytest.fixture(scope="module")
-def beauty_trainer(beauty_dir):
-    data_dir = beauty_dir
+def _beauty_trainer(data_dir, **config):
     from tfllmer_fast.data import load_dataset
 
     ds = load_dataset(data_dir / "beauty", embeddings=None)
@@ -71,11 +69,22 @@ def beauty_trainer(beauty_dir):
     if THREADS:
         torch.set_num_threads(THREADS)
     cfg = Config(init="random", embeddings=None, normalize_items=False, progress=False,
-                 threads=THREADS, dataset="beauty")
+                 threads=THREADS, dataset="beauty", **config)
     torch.manual_seed(0)
     trainer = Trainer(build_model(cfg, split.n_items), split, cfg)
     trainer.train_epoch()  # warm-up (allocator, oneDNN kernels)
     return trainer
+
+
+@pytest.fixture(scope="module")
+def beauty_trainer(beauty_dir):
+    return _beauty_trainer(beauty_dir)
+
+
+@pytest.fixture(scope="module")
+def beauty_trainer_prefixes(beauty_dir):
+    """RecBole's sample layout (one row per target): the same epoch as RecBole's."""
+    return _beauty_trainer(beauty_dir, train_samples="prefixes")
 
 
 def _sync(trainer):
@@ -83,8 +92,7 @@ def _sync(trainer):
         torch.cuda.synchronize(trainer.device)
 
 
-def test_sasrec_train_epoch(benchmark, beauty_trainer):
-    tr = beauty_trainer
+def _time_epochs(benchmark, tr, key):
     times = []
 
     def epoch():
@@ -101,10 +109,18 @@ def test_sasrec_train_epoch(benchmark, beauty_trainer):
     benchmark.extra_info.update(epoch_s=med, sequences_per_s=n_seq / med,
                                 targets_per_s=tr.n_targets / med, n_users=tr.split.train.n_users,
                                 threads=torch.get_num_threads(), device=str(tr.device))
-    _TIMES["epoch_s"] = med
-    print(f"\nSASRec train epoch: {med:.2f} s ({n_seq / med:.0f} sequences/s, "
+    _TIMES[key] = med
+    print(f"\nSASRec train epoch ({tr.config.train_samples}): {med:.2f} s ({n_seq / med:.0f} rows/s, "
           f"{tr.n_targets / med:.0f} targets/s; {tr.split.train.n_users} users, "
           f"{torch.get_num_threads()} threads, {tr.device})")
+
+
+def test_sasrec_train_epoch(benchmark, beauty_trainer):
+    _time_epochs(benchmark, beauty_trainer, "epoch_s")
+
+
+def test_sasrec_train_epoch_prefixes(benchmark, beauty_trainer_prefixes):
+    _time_epochs(benchmark, beauty_trainer_prefixes, "epoch_prefixes_s")
 
 
 def test_sasrec_full_ranking(benchmark, beauty_trainer):
@@ -171,3 +187,7 @@ def test_recbole_ratio(beauty_trainer, beauty_dir, tmp_path):
           f"RecBole {ref['epoch_s']:.2f} s/epoch, {ref['eval_s']:.2f} s/pass -> "
           f"{ref['epoch_s'] / ours_epoch:.1f}x per epoch, {ref['eval_s'] / ours_eval:.1f}x "
           f"per pass [{source}]")
+    if "epoch_prefixes_s" in _TIMES:
+        px = _TIMES["epoch_prefixes_s"]
+        print(f"  with RecBole's layout (train_samples='prefixes'): {px:.2f} s/epoch -> "
+              f"{ref['epoch_s'] / px:.1f}x per epoch")
