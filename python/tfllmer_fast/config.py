@@ -72,7 +72,7 @@ class Config:
     n_negatives: int | None = None   # bce: 1; sampled_softmax: 1024
     negative_sampling: str = "uniform"  # sampled_softmax: "uniform" or "popularity"
     epochs: int = 200
-    train_samples: str = "windows"   # "windows": every position of each history at once; "prefixes": RecBole's one row per target
+    train_samples: str = "auto"      # "prefixes": RecBole's one row per target; "windows": every position of a history at once; "auto": prefixes for next-item models, windows for BERT4Rec
     batch_size: int = 256            # training rows (windows or prefixes) per step
     length_bucketing: bool = True    # batches of similar-length windows (less padding work)
     lr: float = 1e-3
@@ -111,7 +111,7 @@ class Config:
 
         choice("model", tuple(DEFAULT_DROPOUT))
         choice("positions", POSITIONS)
-        choice("train_samples", ("windows", "prefixes"))
+        choice("train_samples", ("auto", "windows", "prefixes"))
         choice("init", INIT_MODES)
         choice("loss", LOSSES)
         choice("amp", ("auto", "bf16", "fp16", "off"))

@@ -191,7 +191,10 @@ class Trainer:
         self.resume = resume
         self.callbacks = list(callbacks)
 
-        self.prefixes = config.train_samples == "prefixes"
+        samples = config.train_samples
+        if samples == "auto":
+            samples = "prefixes" if model.causal else "windows"
+        self.prefixes = samples == "prefixes"
         if self.prefixes and not model.causal:
             raise ValueError("train_samples='prefixes' needs a next-item model (SASRec, GRU4Rec), "
                              f"not {type(model).__name__}")
