@@ -113,5 +113,5 @@ def test_no_arguments_run_the_short_synthetic_demo(argv, monkeypatch):
     monkeypatch.setattr(cli, "cmd_run", fake_run)
     assert cli.main(argv) == 0
     assert seen["command"] == "run"
-    assert seen["epochs"] == 20 and seen["patience"] == 5  # the QUICKSTART schedule
+    assert seen["epochs"] == 8 and seen["patience"] == 3  # the QUICKSTART schedule
     assert seen.get("dataset") in (None, "synthetic")
