@@ -59,6 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="extra RecBole config entry (value parsed as YAML); repeatable")
     p.add_argument("--progress", action="store_true", help="show RecBole's tqdm bars")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder")
+    p.add_argument("--eval-checkpoint", type=Path, default=None,
+                   help="no training: evaluate this RecBole checkpoint (e.g. the best one a "
+                        "longer run saved so far) on the validation and test splits")
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
     args = p.parse_args(argv)
     if args.epochs < 1 or args.eval_every < 1:
@@ -275,6 +278,8 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
         config, model)
     timings["model_init_s"] = time.perf_counter() - t
     n_params = sum(p.numel() for p in model.parameters())
+    if args.eval_checkpoint is not None:
+        return evaluate_checkpoint(args, trainer, valid_data, test_data, command)
 
     t = time.perf_counter()
     best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
@@ -336,7 +341,27 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     }
 
 
+def evaluate_checkpoint(args, trainer, valid_data, test_data, command) -> dict:
+    """Valid and test metrics of a saved RecBole checkpoint (same data preparation)."""
+    import torch
+
+    path = args.eval_checkpoint.resolve()
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    out = {"tool": "recbole", "model": args.model, "command": command, "checkpoint": str(path),
+           "checkpoint_epoch": saved.get("epoch"), "threads": torch.get_num_threads()}
+    for name, data in (("valid", valid_data), ("test", test_data)):
+        res = trainer.evaluate(data, load_best_model=True, model_file=str(path))
+        out[f"{name}_metrics"] = {k: float(v) for k, v in res.items()}
+    return out
+
+
 def print_summary(res: dict, out_path: Path) -> None:
+    if "checkpoint" in res:
+        v, t = res["valid_metrics"], res["test_metrics"]
+        print(f"\nRecBole checkpoint {res['checkpoint']} (epoch {res['checkpoint_epoch']}): "
+              f"valid NDCG@10 {v['ndcg@10']:.4f} Recall@10 {v['recall@10']:.4f}; "
+              f"test NDCG@10 {t['ndcg@10']:.4f} Recall@10 {t['recall@10']:.4f} -> {out_path}")
+        return
     tm = res["timings"]
     prep = tm["convert_s"] + tm["config_s"] + tm["create_dataset_s"] + tm["data_preparation_s"]
     print(f"\nRecBole {res['versions']['recbole']} {res['model']} on {res['device']} "
