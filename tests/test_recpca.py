@@ -122,10 +122,14 @@ def test_solver_paths_agree_exactly_after_sign_fix():
     assert np.all(lead > 0)
 
 
-def test_gram_matrix_and_thread_count_determinism():
-    X, A = random_problem(n=700, D=70, seed=5)
+# D = 300 reaches the Lanczos products that are split over threads (D >= 256), and the
+# 8-row gather of the graph product; D = 70 the single-threaded products.
+@pytest.mark.parametrize("D", [70, 300])
+def test_gram_matrix_and_thread_count_determinism(D):
+    X, A = random_problem(n=700, D=D, seed=5)
     m1 = RecPCA(5, lam=0.7, solver="gram", n_threads=1).fit(X, A)
     m2 = RecPCA(5, lam=0.7, solver="gram", n_threads=2).fit(X, A)
+    assert m1.eigensolver_ == m2.eigensolver_ == "spectra"
     np.testing.assert_array_equal(m1.components_, m2.components_)
     m3 = RecPCA(5, lam=0.7, solver="gram", random_state=7).fit(X, A)
     np.testing.assert_allclose(m3.components_, m1.components_, atol=1e-8)
