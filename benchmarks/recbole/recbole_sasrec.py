@@ -62,8 +62,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-checkpoint", type=Path, default=None,
                    help="no training: evaluate this RecBole checkpoint (e.g. the best one a "
                         "longer run saved so far) on the validation and test splits")
+    p.add_argument("--resume-from", type=Path, default=None,
+                   help="continue training from this RecBole checkpoint (weights, optimizer, "
+                        "epoch, early-stopping state); a copy is used, the file is not touched. "
+                        "The data order of the resumed epochs differs from an unbroken run's")
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
     args = p.parse_args(argv)
+    if args.resume_from is not None and args.eval_checkpoint is not None:
+        p.error("--resume-from and --eval-checkpoint exclude each other")
     if args.epochs < 1 or args.eval_every < 1:
         p.error("--epochs and --eval-every must be >= 1")
     return args
@@ -187,7 +193,8 @@ def make_timed_trainer(trainer_cls):
             with Stopwatch(self.device) as sw:
                 score, result = super()._valid_epoch(valid_data, show_progress)
             self.valid_records.append({
-                "epoch": len(self.epoch_records) - 1, "eval_s": sw.seconds,
+                # the epoch just trained (counts from the checkpoint's epoch when resumed)
+                "epoch": self.epoch_records[-1]["epoch"] if self.epoch_records else None, "eval_s": sw.seconds,
                 "score": float(score), "metrics": {k: float(v) for k, v in result.items()}})
             return score, result
 
@@ -281,6 +288,17 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     if args.eval_checkpoint is not None:
         return evaluate_checkpoint(args, trainer, valid_data, test_data, command)
 
+    resumed = None
+    if args.resume_from is not None:
+        # RecBole saves later best checkpoints over the file it resumed from: use a copy
+        copy = tmp / "saved" / ("resumed-" + args.resume_from.name)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.resume_from, copy)
+        trainer.resume_checkpoint(copy)
+        resumed = {"checkpoint": str(args.resume_from.resolve()),
+                   "start_epoch": trainer.start_epoch,
+                   "best_valid_score": float(trainer.best_valid_score)}
+
     t = time.perf_counter()
     best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
                                          show_progress=args.progress)
@@ -303,6 +321,8 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     best_epoch = None
     if trainer.valid_records:
         best_epoch = max(trainer.valid_records, key=lambda r: r["score"])["epoch"]
+        if resumed and max(r["score"] for r in trainer.valid_records) <= resumed["best_valid_score"]:
+            best_epoch = resumed["start_epoch"] - 1  # no later epoch beat the checkpoint
     return {
         "tool": "recbole",
         "model": args.model,
@@ -328,6 +348,7 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
                "attn_dropout_prob", "hidden_act"] if args.model == "SASRec"
               else ["embedding_size", "num_layers", "dropout_prob"])]},
         "n_params": n_params,
+        "resumed": resumed,
         "timings": timings,
         "train_samples_per_s": [n_train_samples / s for s in epoch_s],
         "epochs": trainer.epoch_records,
