@@ -194,7 +194,8 @@ def make_timed_trainer(trainer_cls):
                 score, result = super()._valid_epoch(valid_data, show_progress)
             self.valid_records.append({
                 # the epoch just trained (counts from the checkpoint's epoch when resumed)
-                "epoch": self.epoch_records[-1]["epoch"] if self.epoch_records else None, "eval_s": sw.seconds,
+                "epoch": self.epoch_records[-1]["epoch"] if self.epoch_records else None,
+                "eval_s": sw.seconds,
                 "score": float(score), "metrics": {k: float(v) for k, v in result.items()}})
             return score, result
 
