@@ -178,6 +178,16 @@ def make_timed_trainer(trainer_cls):
             super().__init__(config, model)
             self.epoch_records = []  # dicts: epoch, train_s, loss_sum, loss_mean
             self.valid_records = []  # dicts: epoch, eval_s, score, metrics
+            self.best_epoch = None  # the epoch RecBole last saved as its best (its own rule)
+
+        def _save_checkpoint(self, epoch, *args, **kwargs):
+            if epoch >= 0:  # fit() saves with epoch -1 when a resumed run has no epoch left
+                self.best_epoch = epoch
+            return super()._save_checkpoint(epoch, *args, **kwargs)
+
+        def resume_checkpoint(self, resume_file):
+            super().resume_checkpoint(resume_file)
+            self.best_epoch = self.start_epoch - 1  # the checkpoint holds the best so far
 
         def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
             with Stopwatch(self.device) as sw:
@@ -319,11 +329,6 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
 
     n_train_samples = len(train_data.dataset)
     epoch_s = timings["train_epoch_s"]
-    best_epoch = None
-    if trainer.valid_records:
-        best_epoch = max(trainer.valid_records, key=lambda r: r["score"])["epoch"]
-        if resumed and max(r["score"] for r in trainer.valid_records) <= resumed["best_valid_score"]:
-            best_epoch = resumed["start_epoch"] - 1  # no later epoch beat the checkpoint
     return {
         "tool": "recbole",
         "model": args.model,
@@ -354,7 +359,8 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
         "train_samples_per_s": [n_train_samples / s for s in epoch_s],
         "epochs": trainer.epoch_records,
         "valid": trainer.valid_records,
-        "best_valid_epoch": best_epoch,
+        # RecBole's choice: ties at 4 decimals count as better, so not always the first maximum
+        "best_valid_epoch": trainer.best_epoch,
         "best_valid_score": None if best_valid is None else float(best_score),
         "best_valid_metrics": (None if best_valid is None
                                else {k: float(v) for k, v in best_valid.items()}),
