@@ -8,7 +8,8 @@ import torch
 from tfllmer_fast.config import Config
 from tfllmer_fast.pipeline import RunData, run_experiment
 from tfllmer_fast.sequences import Sequences, leave_one_out
-from tfllmer_fast.trainer import Trainer, build_model, build_prefixes, build_windows, save_atomic
+from tfllmer_fast.trainer import (Trainer, build_model, build_prefixes, build_windows, save_atomic,
+                                  seed_everything)
 
 from _train_helpers import one_thread, random_sequences
 
@@ -106,6 +107,36 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, model, sample
         [h["train_loss"] for h in full["history"]]
     assert resumed["metrics"] == full["metrics"]
     assert resumed["best_epoch"] == full["best_epoch"]
+
+
+def test_a_larger_patience_extends_an_early_stopped_run(tmp_path, monkeypatch):
+    # Stopped with patience 1, then resumed with patience 3: the same epochs, losses, best
+    # epoch and weights as a run trained with patience 3 from the start.
+    seqs = random_sequences(n_users=40, n_items=25, seed=4)
+    split = leave_one_out(seqs)
+    scores = [0.5, 0.4, 0.3, 0.6, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1]
+
+    def fit(patience, folder, rng_seed=0):
+        cfg = _cfg(epochs=10, patience=patience, dropout=0.3)
+        seed_everything(rng_seed)  # a resumed run must not depend on the RNG state it finds
+        tr = Trainer(build_model(cfg, split.n_items), split, cfg,
+                     checkpoint_path=tmp_path / folder / "ck.pt")
+        monkeypatch.setattr(tr, "evaluate", lambda which="valid", **kw:
+                            {"ndcg@10": scores[len(tr.result.history)]})
+        return tr, tr.fit()
+
+    _, short = fit(1, "b")
+    assert short.stopped_early and short.epochs_run == 3 and short.best_epoch == 1
+    extended_tr, extended = fit(3, "b", rng_seed=123)
+    full_tr, full = fit(3, "a")
+    assert full.stopped_early and full.epochs_run == 8 and full.best_epoch == 4
+    assert extended.epochs_run == 8 and extended.best_epoch == 4 and extended.stopped_early
+    assert [h["train_loss"] for h in extended.history] == [h["train_loss"] for h in full.history]
+    for k, v in full_tr.model.state_dict().items():
+        torch.testing.assert_close(extended_tr.model.state_dict()[k], v, rtol=0, atol=0)
+    # and a smaller patience does not train a stopped run further
+    _, again = fit(1, "b")
+    assert again.epochs_run == 8 and len(again.history) == 8
 
 
 def test_checkpoint_mismatch_is_refused(tmp_path):

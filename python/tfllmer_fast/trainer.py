@@ -174,6 +174,8 @@ class Trainer:
         Written atomically (tmp file + ``os.replace``) after every epoch; with
         ``resume=True`` an existing one is loaded and training continues exactly where it
         stopped (model, optimiser, scaler, RNG states, history, early-stopping state).
+        ``epochs`` and ``patience`` may differ from the checkpoint's: a finished or
+        early-stopped run then trains on under the new limits.
     callbacks : callables ``f(trainer, epoch_record)`` run after each epoch's checkpoint.
     """
 
@@ -423,8 +425,10 @@ class Trainer:
         self._best_state = st["best_state"]
         self._best_metric = st["best_metric"]
         self._bad_evals = st["bad_evals"]
-        r = st["result"]
-        self.result = FitResult(**r)
+        self.result = FitResult(**st["result"])
+        # Early stopping is judged with today's patience, so a run that stopped can be
+        # extended with a larger one (and goes on exactly as an unbroken run would have).
+        self.result.stopped_early = self._bad_evals > self.config.patience
         return int(st["epoch"])
 
 
