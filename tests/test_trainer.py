@@ -107,6 +107,9 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, model, sample
         [h["train_loss"] for h in full["history"]]
     assert resumed["metrics"] == full["metrics"]
     assert resumed["best_epoch"] == full["best_epoch"]
+    assert (full["resumed_from_epoch"], resumed["resumed_from_epoch"]) == (0, 2)
+    assert resumed["timings"]["total_s"] >= resumed["timings"]["train_s"]
+    assert resumed["timings"]["session_s"] < resumed["timings"]["total_s"]
 
 
 def test_a_larger_patience_extends_an_early_stopped_run(tmp_path, monkeypatch):

@@ -127,10 +127,14 @@ def run_experiment(config: Config, *, data: RunData | None = None, split=None,
     timings["final_eval_s"] = time.perf_counter() - t
     epoch_s = [h["train_s"] for h in fit.history]
     eval_s = [h["eval_s"] for h in fit.history if "eval_s" in h]
+    session_s = time.perf_counter() - t_start
+    # Epochs trained by earlier invocations (resume) count in total_s too.
+    earlier_s = sum(h["train_s"] + h.get("eval_s", 0.0)
+                    for h in fit.history[:trainer.resumed_from_epoch])
     timings.update(train_s=fit.train_time_s, valid_eval_s=fit.eval_time_s,
                    per_epoch_s=float(np.median(epoch_s)) if epoch_s else None,
                    per_eval_s=float(np.median(eval_s)) if eval_s else None,
-                   total_s=time.perf_counter() - t_start)
+                   session_s=session_s, total_s=session_s + earlier_s)
     results = {
         "label": config.label,
         "config": config.to_dict(),
@@ -142,6 +146,7 @@ def run_experiment(config: Config, *, data: RunData | None = None, split=None,
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
+        "resumed_from_epoch": trainer.resumed_from_epoch,
         "history": fit.history,
         "timings": timings,
         "threads": threads,
@@ -157,6 +162,8 @@ def run_experiment(config: Config, *, data: RunData | None = None, split=None,
                         title=f"{config.label} on {data.name}")
     if verbose:
         print(f"\n{config.label} on {data.name}: best epoch {fit.best_epoch} of "
-              f"{fit.epochs_run}, {timings['total_s']:.1f} s on {results['versions']['device']}")
+              f"{fit.epochs_run}, {timings['total_s']:.1f} s on {results['versions']['device']}"
+              + (f" (resumed after epoch {trainer.resumed_from_epoch}; this session "
+                 f"{session_s:.1f} s)" if trainer.resumed_from_epoch else ""))
         print(metrics_table(metrics, tuple(config.ks)))
     return (results, trainer) if return_trainer else results

@@ -225,6 +225,7 @@ class Trainer:
         self._best_state = None
         self._best_metric = -float("inf")
         self._bad_evals = 0
+        self.resumed_from_epoch = 0  # epochs a loaded checkpoint had already trained
 
     # ----- evaluation ------------------------------------------------------------------
     def evaluate(self, which: str = "valid", *, protocol: str = "full",
@@ -314,6 +315,7 @@ class Trainer:
 
         c = self.config
         start_epoch = self._load_checkpoint() if self.resume else 0
+        self.resumed_from_epoch = start_epoch
         res = self.result
         n_batches = -(-self.windows.shape[0] // c.batch_size)
         metric = c.selection_metric
