@@ -351,8 +351,7 @@ class Trainer:
                     self._bad_evals = 0
                 else:
                     self._bad_evals += 1
-                    if self._bad_evals > c.patience:
-                        res.stopped_early = True
+                    res.stopped_early = self._out_of_patience()
             res.history.append(record)
             res.epochs_run = epoch + 1
             if c.progress:
@@ -428,10 +427,14 @@ class Trainer:
         self._best_metric = st["best_metric"]
         self._bad_evals = st["bad_evals"]
         self.result = FitResult(**st["result"])
-        # Early stopping is judged with today's patience, so a run that stopped can be
-        # extended with a larger one (and goes on exactly as an unbroken run would have).
-        self.result.stopped_early = self._bad_evals > self.config.patience
+        # Judged with today's patience, so a run that stopped can be extended with a larger
+        # one (and goes on exactly as an unbroken run would have).
+        self.result.stopped_early = self._out_of_patience()
         return int(st["epoch"])
+
+    def _out_of_patience(self) -> bool:
+        """Early stopping: more than ``patience`` evaluations in a row without improvement."""
+        return self._bad_evals > self.config.patience
 
 
 def save_atomic(obj, path) -> None:
