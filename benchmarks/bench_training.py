@@ -31,9 +31,10 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.config import Config
-from tfllmer_fast.sequences import Sequences, leave_one_out
-from tfllmer_fast.trainer import Trainer, build_model
+from tfllmer_fast.experiment.config import Config
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
+from tfllmer_fast.train.models import build_model
+from tfllmer_fast.train.trainer import Trainer
 
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 ROUNDS = 3 if FULL else 1
@@ -49,7 +50,7 @@ _TIMES: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def beauty_dir():
-    from tfllmer_fast.paths import shared_data_dir
+    from tfllmer_fast.data.paths import shared_data_dir
 
     d = shared_data_dir()
     if d is None or not (d / "beauty").is_dir():

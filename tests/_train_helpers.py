@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.sequences import Sequences
+from tfllmer_fast.data.sequences import Sequences
 
 
 def cyclic_sequences(n_users=64, n_items=30, step=3, min_len=4, max_len=14, seed=0):

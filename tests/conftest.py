@@ -1,6 +1,6 @@
 import pytest
 
-from tfllmer_fast.paths import shared_data_dir
+from tfllmer_fast.data.paths import shared_data_dir
 
 
 @pytest.fixture(scope="session")

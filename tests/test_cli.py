@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from tfllmer_fast import cli
-from tfllmer_fast.cli import build_parser, config_from_args, main
-from tfllmer_fast.config import Config
+from tfllmer_fast.experiment import cli
+from tfllmer_fast.experiment.cli import build_parser, config_from_args, main
+from tfllmer_fast.experiment.config import Config
 
 from _train_helpers import one_thread
 
@@ -102,16 +102,20 @@ def test_graph_reduce_then_train_from_the_table(tmp_path, capsys):
     assert (tmp_path / "t" / "results.json").exists()
 
 
-@pytest.mark.parametrize("argv", [[], ["run"]])
-def test_no_arguments_run_the_short_synthetic_demo(argv, monkeypatch):
+@pytest.mark.parametrize("argv,epochs,patience", [([], 8, 3), (["run"], 200, 10),
+                                                    (["run", "--seed", "1"], 200, 10),
+                                                    (["run", "--preset", "quick"], 8, 3),
+                                                    (["run", "--preset", "quick", "--epochs", "5"], 5, 3)])
+def test_run_length_depends_only_on_the_flags_given(argv, epochs, patience, monkeypatch, capsys):
     seen = {}
 
     def fake_run(args):
-        seen.update(vars(args))
+        seen["config"] = config_from_args(args)
         return 0
 
     monkeypatch.setattr(cli, "cmd_run", fake_run)
     assert cli.main(argv) == 0
-    assert seen["command"] == "run"
-    assert seen["epochs"] == 8 and seen["patience"] == 3  # the QUICKSTART schedule
-    assert seen.get("dataset") in (None, "synthetic")
+    cfg = seen["config"]
+    assert (cfg.epochs, cfg.patience, cfg.dataset) == (epochs, patience, "synthetic")
+    if not argv:  # the demo says what it runs
+        assert "--preset quick" in capsys.readouterr().out

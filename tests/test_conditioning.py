@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.conditioning import (
+from tfllmer_fast.train.conditioning import (
     conditioning_report,
     exact_ce_hessian_blocks,
     hessian_spectrum,
@@ -29,28 +29,28 @@ def _autograd_hessian(E, H, t, **kw):
 
 
 @pytest.mark.parametrize("normalize_items", [False, True])
-@pytest.mark.parametrize("normalize_h", [False, True])
-@pytest.mark.parametrize("tau", [1.0, 0.2])
-def test_exact_blocks_equal_autograd_hessian(normalize_items, normalize_h, tau):
+@pytest.mark.parametrize("normalize_hidden", [False, True])
+@pytest.mark.parametrize("temperature", [1.0, 0.2])
+def test_exact_blocks_equal_autograd_hessian(normalize_items, normalize_hidden, temperature):
     E, H, t = _problem(seed=1)
-    kw = dict(tau=tau, normalize_items=normalize_items, normalize_h=normalize_h)
+    kw = dict(temperature=temperature, normalize_items=normalize_items, normalize_hidden=normalize_hidden)
     full = _autograd_hessian(E, H, t, **kw)
     blocks = exact_ce_hessian_blocks(E, H, t, **kw)
     assert blocks.shape == (4, 6, 6)
-    # Rounding scale: entries are sums of p_i e_i e_i^T / tau^2 (large norms, saturated p).
-    atol = 1e-13 * float(E.norm(dim=1).max()) ** 2 / tau**2
+    # Rounding scale: entries are sums of p_i e_i e_i^T / temperature^2 (large norms, saturated p).
+    atol = 1e-13 * float(E.norm(dim=1).max()) ** 2 / temperature**2
     torch.testing.assert_close(torch.block_diag(*blocks), full, rtol=1e-9, atol=atol)
 
 
-@pytest.mark.parametrize("normalize_h", [False, True])
-def test_gauss_newton_blocks_equal_jacobian_form(normalize_h):
+@pytest.mark.parametrize("normalize_hidden", [False, True])
+def test_gauss_newton_blocks_equal_jacobian_form(normalize_hidden):
     # GGN = J^T (d^2 loss / d logits^2) J with J the Jacobian of the logits w.r.t. H.
     E, H, t = _problem(n=20, d=4, B=3, seed=11, lognormal=0.5)
-    kw = dict(tau=0.5, normalize_items=True, normalize_h=normalize_h)
+    kw = dict(temperature=0.5, normalize_items=True, normalize_hidden=normalize_hidden)
     Et = E / E.norm(dim=1, keepdim=True)
 
     def logits(X):
-        h = X / X.norm(dim=1, keepdim=True) if normalize_h else X
+        h = X / X.norm(dim=1, keepdim=True) if normalize_hidden else X
         return h @ Et.T / 0.5
 
     J = torch.autograd.functional.jacobian(logits, H).reshape(3 * 20, 3 * 4)
@@ -60,30 +60,30 @@ def test_gauss_newton_blocks_equal_jacobian_form(normalize_h):
     ggn = J.T @ A @ J
     blocks = exact_ce_hessian_blocks(E, H, t, curvature="gauss_newton", **kw)
     torch.testing.assert_close(torch.block_diag(*blocks), ggn, rtol=1e-9, atol=1e-13)
-    if not normalize_h:
+    if not normalize_hidden:
         torch.testing.assert_close(blocks, exact_ce_hessian_blocks(E, H, t, **kw))
     spec_gn = conditioning_report(E, H, t, curvature="gauss_newton", **kw)
     assert spec_gn["n_negative"] == 0 or spec_gn["lambda_min"] > -1e-12 * spec_gn["lambda_max"]
 
 
 def test_exact_blocks_closed_form_unnormalised():
-    # block_b = E^T (diag p - p p^T) E / (B tau^2), written out with numpy
+    # block_b = E^T (diag p - p p^T) E / (B temperature^2), written out with numpy
     E, H, t = _problem(n=25, d=5, B=3, seed=2)
-    tau = 0.7
-    blocks = exact_ce_hessian_blocks(E, H, t, tau=tau).numpy()
+    temperature = 0.7
+    blocks = exact_ce_hessian_blocks(E, H, t, temperature=temperature).numpy()
     En, Hn = E.numpy(), H.numpy()
     for b in range(3):
-        z = En @ Hn[b] / tau
+        z = En @ Hn[b] / temperature
         p = np.exp(z - z.max())
         p /= p.sum()
-        ref = En.T @ (np.diag(p) - np.outer(p, p)) @ En / (3 * tau**2)
+        ref = En.T @ (np.diag(p) - np.outer(p, p)) @ En / (3 * temperature**2)
         np.testing.assert_allclose(blocks[b], ref, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("normalize_items", [False, True])
 def test_lanczos_matches_exact_eigenvalues(normalize_items):
     E, H, t = _problem(n=60, d=5, B=6, seed=3, lognormal=0.5, h_scale=0.1)
-    kw = dict(tau=0.5, normalize_items=normalize_items)
+    kw = dict(temperature=0.5, normalize_items=normalize_items)
     ev = np.linalg.eigvalsh(torch.block_diag(*exact_ce_hessian_blocks(E, H, t, **kw)).numpy())
     spec = softmax_ce_representation_hessian(E, H, t, k=2, tol=1e-10, **kw)
     assert spec.method == "lanczos" and spec.converged and spec.n_hvp > 0
@@ -101,7 +101,7 @@ def test_normalize_h_lanczos_and_exact_vs_autograd_hessian():
     # With h normalised the Hessian is indefinite: check both ends, and that the condition
     # number comes from the smallest eigenvalue above the threshold.
     E, H, t = _problem(n=50, d=5, B=3, seed=4)
-    kw = dict(tau=0.3, normalize_items=True, normalize_h=True)
+    kw = dict(temperature=0.3, normalize_items=True, normalize_hidden=True)
     ev = np.linalg.eigvalsh(_autograd_hessian(E, H, t, **kw).numpy())
     assert ev[0] < 0
     spec = softmax_ce_representation_hessian(E, H, t, k=1, tol=1e-10, n_null_probe=14, **kw)
@@ -209,8 +209,8 @@ def test_input_validation():
         exact_ce_hessian_blocks(E, H, t[:2])
     with pytest.raises(TypeError, match="integer"):
         exact_ce_hessian_blocks(E, H, t.double())
-    with pytest.raises(ValueError, match="tau"):
-        conditioning_report(E, H, t, tau=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        conditioning_report(E, H, t, temperature=0.0)
     with pytest.raises(ValueError, match="method"):
         conditioning_report(E, H, t, method="power")
     with pytest.raises(ValueError, match="curvature"):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tfllmer_fast
 from tfllmer_fast import CooccurrenceCounter, cooccurrence, cooccurrence_from_shards
-from tfllmer_fast.sequences import Sequences
+from tfllmer_fast.data.sequences import Sequences
 
 WEIGHTINGS = ["count", "inverse_distance", "binary"]
 

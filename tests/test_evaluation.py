@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.evaluation import build_eval_data, evaluate, right_aligned
-from tfllmer_fast.metrics import metrics_from_ranks
-from tfllmer_fast.models import BERT4Rec, GRU4Rec, SASRec
-from tfllmer_fast.sequences import Sequences, leave_one_out
+from tfllmer_fast.train.evaluation import build_eval_data, evaluate, right_aligned
+from tfllmer_fast.train.metrics import metrics_from_ranks
+from tfllmer_fast.train.models import BERT4Rec, GRU4Rec, SASRec
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
 
 from _train_helpers import one_thread, random_sequences
 
@@ -69,7 +69,7 @@ def test_sampled_protocol_negatives_and_reproducibility(monkeypatch):
     split = leave_one_out(seqs)
     model = SASRec(200, hidden=16, max_len=10, n_layers=1).eval()
     data = build_eval_data(split, 10, "test")
-    from tfllmer_fast import evaluation
+    from tfllmer_fast.train import evaluation
 
     seen = []
     orig = evaluation._sample_negatives
@@ -100,7 +100,7 @@ def test_sampled_ranks_against_brute_force():
     split = leave_one_out(seqs)
     model = GRU4Rec(150, hidden=8, max_len=10, gru_hidden=8).eval()
     data = build_eval_data(split, 10, "valid")
-    from tfllmer_fast import evaluation
+    from tfllmer_fast.train import evaluation
 
     gen = torch.Generator().manual_seed(0)
     _, ranks = evaluate(model, data, protocol="sampled", seed=0, return_ranks=True,

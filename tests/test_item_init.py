@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from tfllmer_fast.item_init import (check_embeddings, initial_item_table, pca_table,
+from tfllmer_fast.graph.item_table import (check_embeddings, initial_item_table, pca_table,
                                     rescale_table)
-from tfllmer_fast.sequences import leave_one_out
+from tfllmer_fast.data.sequences import leave_one_out
 
 from _train_helpers import random_sequences
 
@@ -50,10 +50,11 @@ def test_initial_table_pca_and_errors():
         check_embeddings(X2, 20)
     X3 = X.copy()
     X3[2] = 0
-    with pytest.warns(UserWarning, match="all-zero"):
+    with pytest.warns(RuntimeWarning, match="all-zero"):
         initial_item_table("pca", X3, split, 8)
 
 
+@pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:RuntimeWarning")
 def test_recpca_table_uses_the_training_graph():
     split = leave_one_out(random_sequences(n_users=60, n_items=30))
     X = np.random.default_rng(0).normal(size=(30, 16)).astype(np.float32)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from tfllmer_fast.metrics import metric_names, metrics_from_ranks, target_ranks
+from tfllmer_fast.train.metrics import metric_names, metrics_from_ranks, target_ranks
 
 
 def test_hand_computed_metrics():

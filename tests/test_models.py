@@ -3,11 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tfllmer_fast.config import Config
-from tfllmer_fast.losses import make_loss
-from tfllmer_fast.models import BERT4Rec, GRU4Rec, SASRec
-from tfllmer_fast.sequences import leave_one_out
-from tfllmer_fast.trainer import Trainer, build_model, build_windows
+from tfllmer_fast.experiment.config import Config
+from tfllmer_fast.train.losses import make_loss
+from tfllmer_fast.train.models import BERT4Rec, GRU4Rec, SASRec
+from tfllmer_fast.data.sequences import leave_one_out
+from tfllmer_fast.train.models import build_model
+from tfllmer_fast.train.rows import build_windows
+from tfllmer_fast.train.trainer import Trainer
 
 from _train_helpers import one_thread, cyclic_sequences
 
@@ -257,7 +259,7 @@ def test_windows_cover_every_target_once():
 @pytest.mark.parametrize("with_bias", [False, True])
 @pytest.mark.parametrize("chunk", [1, 7, 100])
 def test_linear_cross_entropy_matches_autograd(with_bias, chunk):
-    from tfllmer_fast.losses import linear_cross_entropy
+    from tfllmer_fast.train.losses import linear_cross_entropy
 
     torch.manual_seed(0)
     h = torch.randn(37, 16, requires_grad=True)

@@ -47,7 +47,7 @@ def test_bad_input(bad, err):
 def test_checked_row_norms_names_the_bad_row():
     # One pass gives the norms and the NaN/Inf check: the error names the first bad row,
     # for the C++ path (C-contiguous) and the numpy path (a strided view).
-    from tfllmer_fast.normalization import checked_row_norms
+    from tfllmer_fast.graph.normalization import checked_row_norms
 
     X = np.ones((50, 8), dtype=np.float32)
     X[17, 2] = np.inf
@@ -60,7 +60,7 @@ def test_checked_row_norms_names_the_bad_row():
 
 
 def test_overflowing_float64_row_is_reported_as_such():
-    from tfllmer_fast.normalization import checked_row_norms
+    from tfllmer_fast.graph.normalization import checked_row_norms
 
     X = np.array([[1.0, 2.0], [1e200, 1e200]])
     with pytest.raises(ValueError, match="row 1 is too large"):
@@ -70,7 +70,7 @@ def test_overflowing_float64_row_is_reported_as_such():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("dim", [1, 15, 16, 17, 100])
 def test_row_norms_kernel_matches_numpy(dtype, dim):
-    from tfllmer_fast.normalization import row_norms
+    from tfllmer_fast.graph.normalization import row_norms
 
     X = np.random.default_rng(dim).standard_normal((33, dim)).astype(dtype)
     np.testing.assert_allclose(row_norms(X, 2), np.linalg.norm(X.astype(np.float64), axis=1), rtol=1e-13)

@@ -10,9 +10,9 @@ import scipy.sparse as sp
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from tfllmer_fast import RecPCA, RecPCAConvergenceError, laplacian
+from tfllmer_fast import NotFittedError, RecPCA, RecPCAConvergenceError, laplacian
 from tfllmer_fast import _core
-from tfllmer_fast.recpca import solver_costs
+from tfllmer_fast.graph.recpca import solver_costs
 
 # Large lam on random data gives non-positive eigenvalues on purpose (tested separately).
 pytestmark = pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:RuntimeWarning")
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:Runt
 def cooccurrence_graph(seqs, n_items):
     """Whole-history co-occurrence (binary per user) with scipy: off-diagonal of B^T B.
 
-    Kept small on purpose: it stands in for tfllmer_fast.cooccurrence until that lands.
+    Kept small on purpose: it stands in for tfllmer_fast.graph.cooccurrence until that lands.
     """
     rows = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
     cols = np.concatenate([np.asarray(s) for s in seqs])
@@ -285,8 +285,10 @@ def test_n_components_must_be_below_n():
 
 def test_transform_errors():
     X, A = random_problem()
-    with pytest.raises(RuntimeError, match="not fitted"):
-        RecPCA(3).transform(X)
+    # scikit-learn's convention: NotFittedError is a ValueError and an AttributeError
+    for expected in (NotFittedError, ValueError, AttributeError):
+        with pytest.raises(expected, match="not fitted"):
+            RecPCA(3).transform(X)
     m = RecPCA(3).fit(X, A)
     with pytest.raises(ValueError, match="columns"):
         m.transform(X[:, :5])

@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from tfllmer_fast import RecPCA, embedding_diagnostics
-from tfllmer_fast.sequences import Sequences, leave_one_out
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
 
 
 def load_beauty_train(data_dir):
@@ -25,7 +25,7 @@ def load_beauty_train(data_dir):
 def cooccurrence_graph(train: Sequences):
     """Whole-history co-occurrence, binary per user: off-diagonal of B^T B (scipy).
 
-    A stand-in for tfllmer_fast.cooccurrence (window=None, weighting="binary").
+    A stand-in for tfllmer_fast.graph.cooccurrence (window=None, weighting="binary").
     """
     rows = np.repeat(np.arange(train.n_users), train.lengths)
     B = sp.csr_array((np.ones(train.items.size, np.float32), (rows, train.items)),

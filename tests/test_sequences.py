@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tfllmer_fast.sequences import Sequences, leave_one_out
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
 
 
 def test_leave_one_out_matches_python_slicing():

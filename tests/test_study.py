@@ -6,11 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from tfllmer_fast import study
-from tfllmer_fast.cli import main
+from tfllmer_fast.experiment import study
+from tfllmer_fast.experiment.cli import main
 from _train_helpers import one_thread  # noqa: F401
-from tfllmer_fast.study import (StudySpec, fmt_mean_std, grid_points, mean_std,
-                                relative_improvement, results_table, setting_tag)
+from tfllmer_fast.experiment.results import fmt_mean_std, mean_std
+from tfllmer_fast.experiment.study import StudySpec, grid_points, setting_tag
+from tfllmer_fast.experiment.study.report import relative_improvement, results_table
 
 TINY = """
 [study]
@@ -94,6 +95,7 @@ def test_bad_study_files():
         StudySpec.from_dict({"study": {}})
 
 
+@pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:RuntimeWarning")  # lam = 1 here
 def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY)
@@ -120,7 +122,7 @@ def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread)
     # second invocation: nothing is trained
     def boom(*a, **k):
         raise AssertionError("a finished run was trained again")
-    monkeypatch.setattr(study, "run_job", boom)
+    monkeypatch.setattr(study.runner, "run_job", boom)
     assert main(["study", "--config", str(cfg), "--output", str(out), "--quiet"]) == 0
     inv = json.loads((out / "study.json").read_text())["invocations"]
     assert sorted(i["runs_trained"] for i in inv) == [0, 3]
@@ -128,7 +130,7 @@ def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread)
 
 
 def test_missing_conditioning_is_recomputed_without_training(tmp_path, monkeypatch, one_thread):
-    import tfllmer_fast.pipeline as pipeline
+    import tfllmer_fast.experiment.study.runner as runner
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY.replace('variants = ["id", "tfllmer"]', 'variants = ["id"]'))
@@ -140,7 +142,7 @@ def test_missing_conditioning_is_recomputed_without_training(tmp_path, monkeypat
 
     def boom(*a, **k):
         raise AssertionError("trained again")
-    monkeypatch.setattr(pipeline, "run_experiment", boom)
+    monkeypatch.setattr(runner, "run_experiment", boom)
     assert main(["study", "--config", str(cfg), "--output", str(out), "--quiet"]) == 0
     after = json.loads(cond_path.read_text())
     # same initial model (same seed) and the checkpoint's best state give the same figures

@@ -7,7 +7,7 @@ import types
 import numpy as np
 import pytest
 
-import tfllmer_fast.text as text_mod
+import tfllmer_fast.data.text as text_mod
 from tfllmer_fast import embed_texts, load_item_text
 
 

@@ -5,11 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.config import Config
-from tfllmer_fast.pipeline import RunData, run_experiment
-from tfllmer_fast.sequences import Sequences, leave_one_out
-from tfllmer_fast.trainer import (Trainer, build_model, build_prefixes, build_windows, save_atomic,
-                                  seed_everything)
+from tfllmer_fast.experiment.config import Config
+from tfllmer_fast.data import Dataset
+from tfllmer_fast.experiment.run import run_experiment
+from tfllmer_fast.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from tfllmer_fast.train.models import build_model
+from tfllmer_fast.train.rows import build_prefixes, build_windows
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
+from tfllmer_fast.train.runtime import seed_everything
+from tfllmer_fast.train.trainer import Trainer
 
 from _train_helpers import one_thread, random_sequences
 
@@ -83,11 +87,10 @@ def test_prefixes_need_a_next_item_model():
                                            ("gru4rec", "windows"), ("sasrec", "prefixes")])
 def test_resume_after_interruption_gives_the_same_result(tmp_path, model, samples):
     seqs = random_sequences(n_users=60, n_items=30, seed=1)
-    data = RunData("toy", seqs)
+    data = Dataset("toy", seqs, None, None)
     cfg = _cfg(model=model, dropout=0.3, train_samples=samples)
 
-    full = run_experiment(cfg, data=data, output_dir=tmp_path / "a", verbose=False,
-                          write_plot=False)
+    full = run_experiment(cfg, data=data, output_dir=tmp_path / "a")
 
     class Interrupt(Exception):
         pass
@@ -97,12 +100,11 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, model, sample
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        run_experiment(cfg, data=data, output_dir=tmp_path / "b", verbose=False,
-                       callbacks=[stop_after_two], write_plot=False)
+        run_experiment(cfg, data=data, output_dir=tmp_path / "b",
+                       callbacks=[stop_after_two])
     ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 2
-    resumed = run_experiment(cfg, data=data, output_dir=tmp_path / "b", verbose=False,
-                             write_plot=False)
+    resumed = run_experiment(cfg, data=data, output_dir=tmp_path / "b")
     assert [h["train_loss"] for h in resumed["history"]] == \
         [h["train_loss"] for h in full["history"]]
     assert resumed["metrics"] == full["metrics"]
@@ -144,16 +146,15 @@ def test_a_larger_patience_extends_an_early_stopped_run(tmp_path, monkeypatch):
 
 def test_checkpoint_mismatch_is_refused(tmp_path):
     seqs = random_sequences(n_users=30, n_items=20)
-    data = RunData("toy", seqs)
-    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path, verbose=False,
-                   write_plot=False)
+    data = Dataset("toy", seqs, None, None)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path)
     with pytest.raises(ValueError, match="different configuration"):
-        run_experiment(_cfg(epochs=1, lr=0.01), data=data, output_dir=tmp_path, verbose=False)
+        run_experiment(_cfg(epochs=1, lr=0.01), data=data, output_dir=tmp_path)
 
 
 def test_save_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
     path = tmp_path / "ck.pt"
-    save_atomic({"v": torch.tensor([1.0])}, path)
+    save_checkpoint({"v": torch.tensor([1.0])}, path)
 
     def broken_save(obj, f, *a, **k):
         f.write(b"partial")  # a torn write, then the failure
@@ -161,9 +162,9 @@ def test_save_atomic_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", broken_save)
     with pytest.raises(OSError, match="disk full"):
-        save_atomic({"v": torch.tensor([2.0])}, path)
+        save_checkpoint({"v": torch.tensor([2.0])}, path)
     monkeypatch.undo()
-    assert torch.load(path, weights_only=True)["v"].item() == 1.0
+    assert load_checkpoint(path)["v"].item() == 1.0
     assert os.listdir(tmp_path) == ["ck.pt"]  # no temporary left behind
 
 
@@ -191,12 +192,12 @@ def test_bad_inputs_get_clear_errors():
     seqs = random_sequences(n_users=20, n_items=15)
     with pytest.raises(ValueError, match="rows"):
         run_experiment(_cfg(init="pca", embeddings="x", hidden=8),
-                       data=RunData("toy", seqs, np.ones((14, 16), np.float32)), verbose=False)
+                       data=Dataset("toy", seqs, np.ones((14, 16), np.float32), None))
     bad = np.random.default_rng(0).normal(size=(15, 16)).astype(np.float32)
     bad[4, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         run_experiment(_cfg(init="pca", embeddings="x", hidden=8),
-                       data=RunData("toy", seqs, bad), verbose=False)
+                       data=Dataset("toy", seqs, bad, None))
     with pytest.raises(ValueError, match="0..n_items-1"):
         Sequences.from_lists([[1, 2, 30]], n_items=15)
     with pytest.raises(ValueError, match="needs item embeddings"):
@@ -205,23 +206,22 @@ def test_bad_inputs_get_clear_errors():
         Config(model="transformer")
     empty = Sequences.from_lists([[], [], []], n_items=5)
     with pytest.raises(ValueError, match="no interactions"):
-        run_experiment(_cfg(), data=RunData("empty", empty), verbose=False)
+        run_experiment(_cfg(), data=Dataset("empty", empty, None, None))
 
 
 def test_empty_and_short_users_are_dropped_with_a_warning():
     lists = random_sequences(n_users=30, n_items=20).to_lists() + [[], [3], [4, 5]]
     seqs = Sequences.from_lists(lists, n_items=20)
     with pytest.warns(UserWarning, match=r"3 user\(s\) with fewer than 3 .*1 empty"):
-        res = run_experiment(_cfg(epochs=1), data=RunData("toy", seqs), verbose=False)
+        res = run_experiment(_cfg(epochs=1), data=Dataset("toy", seqs, None, None))
     assert res["dataset"]["n_users"] == 30
 
 
 def test_pca_init_is_used_and_scaled():
     seqs = random_sequences(n_users=30, n_items=20)
     emb = np.random.default_rng(0).normal(size=(20, 24)).astype(np.float32)
-    res, tr = run_experiment(_cfg(init="pca", embeddings="x", hidden=8, epochs=1),
-                             data=RunData("toy", seqs, emb), verbose=False,
-                             return_trainer=True)
+    res = run_experiment(_cfg(init="pca", embeddings="x", hidden=8, epochs=1),
+                         data=Dataset("toy", seqs, emb, None))
     assert res["metrics"]["test"]["ndcg@10"] >= 0
     assert res["config"]["init"] == "pca"
 
@@ -236,24 +236,25 @@ def test_diverged_training_raises_instead_of_scoring(monkeypatch):
         trainer.fit()
 
 
-def test_saved_configs_without_new_fields_keep_their_behaviour():
-    # A run saved before `positions` / `train_samples` existed used from_end windows: loading
-    # its config must give that, and its checkpoint fingerprint must still match.
-    from tfllmer_fast.config import LEGACY_DEFAULTS
-
-    old = Config(positions="from_end", train_samples="windows").to_dict()
-    for k in LEGACY_DEFAULTS:
-        del old[k]
-    cfg = Config.from_saved(old)
-    assert (cfg.positions, cfg.train_samples) == ("from_end", "windows")
-    assert "positions" not in cfg.fingerprint() and "train_samples" not in cfg.fingerprint()
-    assert "from_start" in Config().fingerprint()
+def test_a_checkpoint_of_another_format_gets_a_clear_message(tmp_path):
+    seqs = random_sequences(n_users=30, n_items=20, seed=1)
+    data = Dataset("toy", seqs, None, None)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path)
+    path = tmp_path / "checkpoint.pt"
+    st = torch.load(path, weights_only=True)
+    st["format"] = 1  # what versions before the format check wrote
+    torch.save(st, path)
+    with pytest.raises(CheckpointError, match="format 1, this version reads format 2"):
+        run_experiment(_cfg(epochs=2), data=data, output_dir=tmp_path)
+    path.write_bytes(path.read_bytes()[:100])  # truncated by a crash or a full disk
+    with pytest.raises(CheckpointError, match="truncated.*--no-resume"):
+        run_experiment(_cfg(epochs=2), data=data, output_dir=tmp_path)
+    assert "from_start" in Config().fingerprint() and "train_samples" in Config().fingerprint()
 
 
 def test_resume_with_another_configuration_names_the_difference(tmp_path):
     seqs = random_sequences(n_users=30, n_items=20, seed=1)
-    data = RunData("toy", seqs)
-    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path, verbose=False, write_plot=False)
+    data = Dataset("toy", seqs, None, None)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path)
     with pytest.raises(ValueError, match="positions: 'from_start' -> 'from_end'"):
-        run_experiment(_cfg(epochs=2, positions="from_end"), data=data, output_dir=tmp_path,
-                       verbose=False, write_plot=False)
+        run_experiment(_cfg(epochs=2, positions="from_end"), data=data, output_dir=tmp_path)

@@ -1,0 +1,149 @@
+"""One entry point for every data source: the shared datasets, the synthetic catalogue,
+a folder or a file of your own.
+
+Layout of a dataset folder (``../shared/data/<name>``)::
+
+    sequences.txt          one user per line: "user_id item_id item_id ...", oldest first
+    item_text.tsv          header "item_id<TAB>raw_key<TAB>text", item_id 1..n_items
+    item_emb_minilm_l6.npy float32 [n_items, D], row k = item_id k+1 (0-based item k)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Dataset
+from .embeddings import load_embeddings
+from .files import load_interactions, load_recbole_atomic, load_sequence_file, read_item_table
+from .paths import shared_data_dir
+from .sequences import Sequences, kcore_filter
+
+BUILTIN_DATASETS = ("beauty", "scientific", "ml-100k")
+EMBEDDING_FILES = {
+    "minilm": ("item_emb_minilm_l6.npy", None),
+    "feat512": ("item_emb_feat1cls_512.f32", 512),
+}
+
+
+def load_dataset(name_or_path, *, embeddings="minilm", kcore=None,
+                 synthetic: dict | None = None) -> Dataset:
+    """Load a named dataset, the synthetic catalogue, or a folder/file of your own.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        ``"beauty"``, ``"scientific"``, ``"ml-100k"`` (from :func:`shared_data_dir`,
+        i.e. ``$TFLLMER_DATA``), ``"synthetic"`` (the built-in catalogue,
+        :func:`make_synthetic_catalogue` defaults), a folder in the shared-data layout
+        (``sequences.txt`` [+ ``item_text.tsv``, ``item_emb_*.npy``]) or holding one RecBole
+        ``.inter`` file, or a single file: ``.txt`` (sequence file), ``.inter`` (RecBole),
+        ``.csv``/``.tsv``/``.parquet`` (interaction table).
+    embeddings : {"minilm", "feat512"} or path or None
+        ``"minilm"``: ``item_emb_minilm_l6.npy`` of the folder (the synthetic catalogue's
+        own embeddings for ``"synthetic"``); ``"feat512"``: the raw 512-d
+        ``item_emb_feat1cls_512.f32`` (scientific only); a path: an embedding file (see
+        :func:`load_embeddings`), relative paths tried against the cwd and then the
+        folder; ``None``: no embeddings. For a single-file source, ``"minilm"`` means none.
+    kcore : int or (int, int), optional
+        Apply :func:`kcore_filter` with ``k_user, k_item`` (an int sets both); embeddings
+        and texts are subset to the kept items.
+    synthetic : dict, optional
+        Keyword arguments of :func:`make_synthetic_catalogue` for ``"synthetic"`` (its
+        defaults otherwise); an error for any other source.
+    """
+    if synthetic is not None and name_or_path != "synthetic":
+        raise ValueError("synthetic= options apply only to the 'synthetic' dataset")
+    ds = _load_unfiltered(name_or_path, embeddings, synthetic or {})
+    if kcore is None:
+        return ds
+    k_user, k_item = (kcore, kcore) if np.isscalar(kcore) else tuple(kcore)
+    seqs, kept = kcore_filter(ds.sequences, k_user, k_item)
+    emb = None if ds.embeddings is None else np.ascontiguousarray(ds.embeddings[kept])
+    text = None if ds.item_text is None else [ds.item_text[i] for i in kept]
+    return Dataset(ds.name, seqs, emb, text)
+
+
+def _load_unfiltered(name_or_path, embeddings, synthetic: dict) -> Dataset:
+    if isinstance(name_or_path, str) and name_or_path == "synthetic":
+        return _synthetic_dataset(embeddings, synthetic)
+    if isinstance(name_or_path, str) and name_or_path in BUILTIN_DATASETS:
+        root = shared_data_dir()
+        if root is None or not (root / name_or_path).is_dir():
+            raise FileNotFoundError(
+                f"dataset {name_or_path!r} not found: set TFLLMER_DATA to the folder that "
+                f"holds {name_or_path}/ (looked in {root or 'no data folder found'})")
+        return _load_folder(root / name_or_path, embeddings, name=name_or_path)
+    path = Path(name_or_path)
+    if path.is_dir():
+        if (path / "sequences.txt").is_file():
+            return _load_folder(path, embeddings, name=path.name)
+        inters = sorted(path.glob("*.inter"))
+        if len(inters) == 1:
+            ds = load_recbole_atomic(inters[0])
+            return _attach(ds, embeddings, path)
+        raise FileNotFoundError(f"{path}: no sequences.txt and not exactly one .inter file")
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".inter":
+            ds = load_recbole_atomic(path)
+        elif suffix == ".txt":
+            ds = Dataset(path.stem, load_sequence_file(path), None, None)
+        else:
+            ds = Dataset(path.stem, load_interactions(path), None, None)
+        return _attach(ds, None if embeddings == "minilm" else embeddings, path.parent)
+    raise FileNotFoundError(
+        f"unknown dataset {str(name_or_path)!r}: not one of {', '.join(BUILTIN_DATASETS)}, "
+        "'synthetic', nor an existing folder or file")
+
+
+def _load_folder(folder: Path, embeddings, name: str) -> Dataset:
+    text_path = folder / "item_text.tsv"
+    texts = keys = None
+    n_items = None
+    if text_path.is_file():
+        ids, raw, txt = read_item_table(text_path)
+        n_items = int(ids.max())
+        texts, keys = [""] * n_items, np.empty(n_items, dtype=object)
+        keys[:] = None
+        for i, k, t in zip(ids.tolist(), raw, txt):
+            texts[i - 1], keys[i - 1] = t, k
+    seqs = load_sequence_file(folder / "sequences.txt", n_items=n_items)
+    if keys is not None:
+        missing = np.flatnonzero(np.equal(keys, None))
+        keys[missing] = [str(i + 1) for i in missing]
+        seqs = Sequences(seqs.offsets, seqs.items, seqs.n_items, user_ids=seqs.user_ids,
+                         item_ids=keys)
+    return _attach(Dataset(name, seqs, None, texts), embeddings, folder)
+
+
+def _attach(ds: Dataset, embeddings, folder: Path) -> Dataset:
+    if embeddings is None:
+        return ds
+    dim = None
+    if isinstance(embeddings, str) and embeddings in EMBEDDING_FILES:
+        fname, dim = EMBEDDING_FILES[embeddings]
+        path = folder / fname
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: embeddings={embeddings!r} needs it "
+                                    "(pass embeddings=None or a file path)")
+    else:
+        path = Path(embeddings)
+        if not path.is_file() and not path.is_absolute() and (folder / path).is_file():
+            path = folder / path
+    emb = load_embeddings(path, n_items=ds.n_items, dim=dim, dtype=np.float32)
+    return Dataset(ds.name, ds.sequences, emb, ds.item_text)
+
+
+def _synthetic_dataset(embeddings, options: dict) -> Dataset:
+    from .synthetic import make_synthetic_catalogue
+
+    cat = make_synthetic_catalogue(**options)
+    ds = Dataset("synthetic", cat.sequences, None, cat.item_text)
+    if embeddings == "minilm":
+        return Dataset("synthetic", cat.sequences, cat.embeddings, cat.item_text)
+    if embeddings == "feat512":
+        raise ValueError("embeddings='feat512' exists only for the scientific dataset")
+    return _attach(ds, embeddings, Path(os.getcwd()))

@@ -1,0 +1,242 @@
+"""Every knob of a training run in one dataclass, loadable from TOML or YAML.
+
+Files may be flat (``model = "gru4rec"``) or grouped in tables/sections (``[model]``,
+``[train]``, ...): section names are ignored, keys must be field names of :class:`Config`.
+Unknown keys are errors (typos must not pass silently). Command-line flags override files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+
+
+#: The choices of the Config fields that take one of a few values. The training layer has
+#: the same names in its own registries (a test checks that they agree).
+MODELS = ("sasrec", "gru4rec", "bert4rec")
+INIT_MODES = ("random", "pca", "recpca")
+LOSSES = ("ce", "bce", "sampled_softmax")
+POSITIONS = ("from_start", "from_end")
+TRAIN_SAMPLES = ("auto", "windows", "prefixes")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+PROTOCOLS = ("full", "sampled", "both")
+INIT_SCALES = ("std", "unit", "none")
+NEGATIVE_SAMPLING = ("uniform", "popularity")
+GRAPH_WEIGHTINGS = ("count", "inverse_distance", "binary")
+DEFAULT_DROPOUT = {"sasrec": 0.5, "gru4rec": 0.3, "bert4rec": 0.2}
+
+#: Named sets of fields a run can start from (``--preset``); files and flags override them.
+PRESETS = {
+    # The built-in demo: a short schedule that finishes in minutes on a laptop CPU (prefix
+    # rows reach in ~8 epochs what 20 window epochs did).
+    "quick": {"epochs": 8, "patience": 3},
+}
+
+
+def _opt(default, help: str, *, choices=None, factory=None):
+    """A Config field with its help text (and choices) for the documentation and the CLI."""
+    meta = {"help": help, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class Config:
+    """A training run. Defaults: TF-LLMER SASRec (Rec-PCA init + normalised item scoring) on
+    the built-in synthetic catalogue, RecBole's hyper-parameters otherwise."""
+
+    # --- run ---
+    name: str | None = _opt(None, "label in results tables (default: derived from the fields)")
+    seed: int = _opt(0, "seed of the initialisation, data order, dropout and masks")
+    device: str = _opt("auto", "'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'")
+    threads: int | None = _opt(None, "CPU threads for torch and the C++ kernels (none: all cores)")
+    amp: str = _opt("auto", "mixed precision on CUDA: auto = bf16 where supported, else fp16",
+                    choices=AMP_MODES)
+    progress: bool = _opt(True, "progress bars and one line per epoch")
+
+    # --- data ---
+    dataset: str = _opt("synthetic", "'synthetic', 'beauty', 'scientific', 'ml-100k', or a "
+                        "folder or file of your own (.txt, .inter, .csv, .tsv, .parquet)")
+    embeddings: str | None = _opt("minilm", "item embeddings: 'minilm', 'feat512' (scientific), "
+                                  "a .npy/.npz/.f32 file, or none (ID-only)")
+    kcore: int | None = _opt(None, "keep the k-core: users and items with >= k interactions")
+    max_len: int = _opt(50, "most recent items a model reads")
+    synthetic_users: int = _opt(4000, "users of the synthetic catalogue")
+    synthetic_items: int = _opt(1500, "items of the synthetic catalogue")
+    synthetic_dim: int = _opt(64, "embedding width of the synthetic catalogue")
+
+    # --- model ---
+    model: str = _opt("sasrec", "backbone", choices=MODELS)
+    hidden: int = _opt(64, "model width (and the Rec-PCA/PCA output dimension)")
+    n_layers: int | None = _opt(None, "layers (none: 2 for transformers, 1 for GRU4Rec)")
+    n_heads: int = _opt(2, "attention heads")
+    inner_size: int = _opt(256, "feed-forward width of a transformer layer")
+    dropout: float | None = _opt(None, "dropout (none: 0.5 SASRec, 0.3 GRU4Rec, 0.2 BERT4Rec)")
+    attn_dropout: float | None = _opt(None, "attention dropout (none: = dropout)")
+    gru_hidden: int = _opt(128, "GRU4Rec state width")
+    mask_ratio: float = _opt(0.2, "BERT4Rec: share of items masked per training row")
+    layer_norm_eps: float = _opt(1e-12, "LayerNorm epsilon")
+    init_std: float = _opt(0.02, "std of the random init (and of a rescaled LLM table)")
+    positions: str = _opt("from_start", "transformer position ids counted from each row's first "
+                          "item (RecBole) or from its end", choices=POSITIONS)
+
+    # --- item table and scoring ---
+    init: str = _opt("recpca", "item table: random (ID-only), pca (LLMInit), recpca",
+                     choices=INIT_MODES)
+    normalize_items: bool = _opt(True, "score with unit item rows: <h, e/|e|> / temperature")
+    normalize_hidden: bool = _opt(False, "also L2-normalise the sequence representation h")
+    temperature: float = _opt(1.0, "softmax temperature of the scores")
+    lam: float = _opt(0.5, "Rec-PCA graph weight lambda (0 = PCA)")
+    graph_window: int | None = _opt(None, "co-occurrence window in positions (none: whole history)")
+    graph_weighting: str = _opt("count", "co-occurrence weights", choices=GRAPH_WEIGHTINGS)
+    normalize_llm: bool | None = _opt(None, "L2-normalise LLM rows before the projection "
+                                      "(none: yes for recpca, no for pca)")
+    init_scale: str = _opt("std", "scale of the projected table: std (random init's std), "
+                           "unit (unit rows), none (raw)", choices=INIT_SCALES)
+
+    # --- training ---
+    loss: str = _opt("ce", "training loss", choices=LOSSES)
+    n_negatives: int | None = _opt(None, "negatives per target (none: bce 1, sampled_softmax 1024)")
+    negative_sampling: str = _opt("uniform", "sampled_softmax negatives",
+                                  choices=NEGATIVE_SAMPLING)
+    epochs: int = _opt(200, "most training epochs (early stopping usually ends sooner)")
+    train_samples: str = _opt("auto", "training rows: prefixes (RecBole's one row per target), "
+                              "windows (a whole history at once); auto: prefixes for next-item "
+                              "models, windows for BERT4Rec", choices=TRAIN_SAMPLES)
+    batch_size: int = _opt(256, "training rows per step")
+    length_bucketing: bool = _opt(True, "batches of similar-length rows (less padding work)")
+    lr: float = _opt(1e-3, "Adam learning rate")
+    weight_decay: float = _opt(0.0, "Adam weight decay")
+    grad_clip: float | None = _opt(None, "clip the gradient norm to this (none: no clipping)")
+    patience: int = _opt(10, "evaluations without improvement before stopping")
+    eval_every: int = _opt(1, "validate every N epochs")
+    selection_metric: str = _opt("ndcg@10", "validation metric for early stopping and the "
+                                 "best state: recall/ndcg/mrr@K with K in ks")
+
+    # --- evaluation ---
+    protocol: str = _opt("full", "final metrics: full ranking, 100 sampled negatives, or both",
+                         choices=PROTOCOLS)
+    mask_history: bool = _opt(False, "full ranking: exclude the user's history items")
+    eval_negatives: int = _opt(100, "negatives per user of the sampled protocol")
+    eval_batch_size: int | None = _opt(None, "users per evaluation block (none: automatic)")
+    ks: list[int] = _opt(None, "cut-offs K of the metrics", factory=lambda: [5, 10, 20])
+
+    def __post_init__(self):
+        self.validate()
+
+    # ----- derived -----------------------------------------------------------------------
+    @property
+    def model_dropout(self) -> float:
+        return DEFAULT_DROPOUT[self.model] if self.dropout is None else self.dropout
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        norm = "+norm" if self.normalize_items else ""
+        # The embedding source tells apart runs that differ only in it (minilm vs feat512).
+        source = "" if self.init == "random" else f"-{Path(str(self.embeddings)).stem}"
+        return f"{self.model}-{self.init}{norm}{source}"
+
+    def validate(self) -> None:
+        def choice(key, options):
+            if getattr(self, key) not in options:
+                raise ValueError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
+
+        for f in fields(self):
+            if f.metadata.get("choices"):
+                choice(f.name, f.metadata["choices"])
+        for key in ("hidden", "max_len", "epochs", "batch_size", "n_heads", "inner_size",
+                    "eval_every", "eval_negatives", "gru_hidden"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.patience < 0:
+            raise ValueError("patience must be >= 0")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
+        if not self.lr > 0:
+            raise ValueError("lr must be > 0")
+        if self.init != "random" and self.embeddings is None:
+            raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings "
+                             "or use init='random'")
+        m, k = self.selection_metric.split("@") if "@" in self.selection_metric else ("", "")
+        if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
+            raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, "
+                             f"got {self.selection_metric!r}")
+
+    # ----- (de)serialisation ------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        flat = _flatten(d)
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        return cls(**flat)
+
+    @classmethod
+    def from_file(cls, path) -> "Config":
+        return cls.from_dict(load_config_file(path))
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """JSON of the fields that change the training trajectory (resume must match)."""
+        skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
+                "mask_history", "eval_negatives", "eval_batch_size"}
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
+                          sort_keys=True)
+
+
+def _flatten(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        k = k.replace("-", "_")
+        if isinstance(v, dict):
+            for kk, vv in _flatten(v).items():
+                if kk in out:
+                    raise ValueError(f"config key {kk!r} given twice")
+                out[kk] = vv
+        else:
+            if k in out:
+                raise ValueError(f"config key {k!r} given twice")
+            out[k] = None if v in ("none", "None", "null") and k in _NULLABLE else v
+    return out
+
+
+_NULLABLE = {"embeddings", "kcore", "n_layers", "dropout", "attn_dropout", "graph_window",
+             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name"}
+
+
+def load_config_file(path) -> dict:
+    """Parse a ``.toml`` (tomllib) or ``.yaml``/``.yml`` (PyYAML, if installed) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".toml":
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("YAML configs need PyYAML: pip install pyyaml") from e
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: the top level must be a mapping")
+        return data
+    if suffix == ".json":
+        return json.loads(path.read_text())
+    raise ValueError(f"config file must be .toml, .yaml/.yml or .json, got {path.name}")

@@ -1,0 +1,200 @@
+"""One run: data -> split -> item table -> model -> training -> evaluation.
+
+:func:`run_experiment` computes and returns a :class:`RunResult`; writing it
+(:func:`save_run`) and printing it (:func:`run_summary`) are separate steps, so a notebook
+or a study can do either, both or neither.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Dataset, check_embeddings, load_dataset
+from ..data.sequences import LeaveOneOutSplit, Sequences, leave_one_out
+from ..graph.item_table import initial_item_table
+from ..train import Trainer, build_model, cpu_threads, resolve_device, seed_everything
+from .config import Config
+from .results import metrics_table, versions, write_json_atomic
+
+
+def load_run_data(config: Config, *, embeddings: bool | None = None) -> Dataset:
+    """The dataset of ``config``. ``embeddings``: load the item embeddings (``None``: when
+    ``config.init`` needs them). The synthetic catalogue is generated with ``seed=0``: the
+    data stay fixed when only the training seed changes."""
+    if embeddings is None:
+        embeddings = config.init != "random"
+    if embeddings and config.embeddings is None:
+        raise ValueError("item embeddings are needed here but embeddings is none")
+    synthetic = None
+    if config.dataset == "synthetic":
+        synthetic = dict(n_users=config.synthetic_users, n_items=config.synthetic_items,
+                         dim=config.synthetic_dim, seed=0)
+    return load_dataset(config.dataset, embeddings=config.embeddings if embeddings else None,
+                        kcore=config.kcore, synthetic=synthetic)
+
+
+def make_split(seqs: Sequences) -> LeaveOneOutSplit:
+    """Leave-one-out with a warning for the users it drops (< 3 interactions)."""
+    n_short = int((seqs.lengths < 3).sum())
+    if seqs.n_users == 0 or seqs.n_interactions == 0:
+        raise ValueError("the dataset has no interactions")
+    split = leave_one_out(seqs)
+    if n_short:
+        empty = int((seqs.lengths == 0).sum())
+        warnings.warn(f"{n_short} user(s) with fewer than 3 interactions ({empty} empty) are "
+                      "left out (leave-one-out needs train, validation and test items)",
+                      stacklevel=2)
+    return split
+
+
+@dataclass
+class RunResult:
+    """What a run produced: ``results`` (the content of ``results.json``; ``result[key]``
+    reads it too) and the ``trainer`` (its ``model`` holds the best state)."""
+
+    results: dict
+    trainer: Trainer
+
+    def __getitem__(self, key):
+        return self.results[key]
+
+    @property
+    def metrics(self) -> dict:
+        return self.results["metrics"]
+
+    @property
+    def model(self):
+        return self.trainer.model
+
+
+def run_experiment(config: Config, *, data: Dataset | None = None, split=None,
+                   output_dir=None, item_table=None, graph=None, resume: bool = True,
+                   callbacks=()) -> RunResult:
+    """Train and evaluate one configuration.
+
+    Parameters
+    ----------
+    config : Config
+    data : Dataset, optional
+        Preloaded data (otherwise loaded from ``config``); reuse across runs of a study.
+    split : LeaveOneOutSplit, optional
+        Precomputed split of ``data.sequences``.
+    output_dir : path, optional
+        Where ``checkpoint.pt`` is written after every epoch (and resumed from when
+        ``resume``); :func:`save_run` writes the results there.
+    item_table : array (n_items, hidden), optional
+        Precomputed initial item table (skips the graph and the reduction).
+    graph : scipy sparse, optional
+        Precomputed training co-occurrence graph for ``init="recpca"``.
+
+    torch's CPU thread count is ``config.threads`` during the run and restored after.
+    """
+    with cpu_threads(config.threads) as threads:
+        return _run(config, data, split, output_dir, item_table, graph, resume, callbacks,
+                    threads)
+
+
+def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads):
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    device = resolve_device(config.device)
+    t = time.perf_counter()
+    if data is None:
+        data = load_run_data(config)
+    if split is None:
+        split = make_split(data.sequences)
+    timings["data_s"] = time.perf_counter() - t
+    n_items = split.n_items
+    if data.embeddings is not None:
+        check_embeddings(data.embeddings, n_items)
+
+    seed_everything(config.seed)
+    t = time.perf_counter()
+    if item_table is None:
+        item_table = initial_item_table(
+            config.init, data.embeddings, split, config.hidden, lam=config.lam,
+            window=config.graph_window, weighting=config.graph_weighting, graph=graph,
+            normalize_llm=config.normalize_llm, scale=config.init_scale,
+            init_std=config.init_std, n_threads=config.threads, timings=timings)
+    timings["init_s"] = time.perf_counter() - t
+    model = build_model(config, n_items)
+    if item_table is not None:
+        model.set_item_table(item_table)
+
+    out = Path(output_dir) if output_dir is not None else None
+    trainer = Trainer(model, split, config, device=device,
+                      checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
+                      callbacks=callbacks)
+    fit = trainer.fit()
+    t = time.perf_counter()
+    protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
+    metrics = {}
+    for p in protocols:
+        suffix = "" if p == "full" else "_sampled"
+        metrics["valid" + suffix] = trainer.evaluate("valid", protocol=p)
+        metrics["test" + suffix] = trainer.evaluate("test", protocol=p)
+    timings["final_eval_s"] = time.perf_counter() - t
+    epoch_s = [h["train_s"] for h in fit.history]
+    eval_s = [h["eval_s"] for h in fit.history if "eval_s" in h]
+    session_s = time.perf_counter() - t_start
+    # Epochs trained by earlier invocations (resume) count in total_s too.
+    earlier_s = sum(h["train_s"] + h.get("eval_s", 0.0)
+                    for h in fit.history[:trainer.resumed_from_epoch])
+    timings.update(train_s=fit.train_time_s, valid_eval_s=fit.eval_time_s,
+                   per_epoch_s=float(np.median(epoch_s)) if epoch_s else None,
+                   per_eval_s=float(np.median(eval_s)) if eval_s else None,
+                   session_s=session_s, total_s=session_s + earlier_s)
+    results = {
+        "label": config.label,
+        "config": config.to_dict(),
+        "dataset": {"name": data.name, "n_users": split.train.n_users, "n_items": n_items,
+                    "n_interactions": int(data.sequences.n_interactions),
+                    "n_train_windows": int(trainer.windows.shape[0]),
+                    "n_train_targets": trainer.n_targets},
+        "metrics": metrics,
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "stopped_early": fit.stopped_early,
+        "resumed_from_epoch": trainer.resumed_from_epoch,
+        "history": fit.history,
+        "timings": timings,
+        "threads": threads,
+        "versions": versions(device),
+    }
+    return RunResult(results, trainer)
+
+
+def save_run(result: RunResult, output_dir, *, plot: bool = True) -> dict[str, Path]:
+    """Write ``results.json`` (atomically) and, with ``plot`` and matplotlib installed,
+    ``curves.png`` into ``output_dir``; returns the paths written."""
+    out = Path(output_dir)
+    r = result.results
+    written = {"results": out / "results.json"}
+    write_json_atomic(r, written["results"])
+    if plot:
+        from .plots import plot_curves
+
+        metric = r["config"]["selection_metric"]
+        png = plot_curves({r["label"]: r["history"]}, out / "curves.png",
+                          metrics=(metric, f"recall@{metric.split('@')[1]}"),
+                          title=f"{r['label']} on {r['dataset']['name']}")
+        if png is not None:
+            written["plot"] = png
+    return written
+
+
+def run_summary(result: RunResult) -> str:
+    """The printed summary of a run: label, data, epochs, time, device and the metrics."""
+    r = result.results
+    resumed = r["resumed_from_epoch"]
+    head = (f"{r['label']} on {r['dataset']['name']}: best epoch {r['best_epoch']} of "
+            f"{r['epochs_run']}, {r['timings']['total_s']:.1f} s on {r['versions']['device']}")
+    if resumed:
+        head += (f" (resumed after epoch {resumed}; this session "
+                 f"{r['timings']['session_s']:.1f} s)")
+    return head + "\n" + metrics_table(r["metrics"], tuple(r["config"]["ks"]))

@@ -1,0 +1,179 @@
+"""Running a study: one dataset cache (data, split, graphs, item tables), the jobs of every
+grid point and seed, each run resumed or skipped when finished, and the conditioning
+figures of every run."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...graph.item_table import initial_item_table, training_graph
+from ...train import build_model, cpu_threads, load_checkpoint, seed_everything
+from ...train.conditioning import model_conditioning
+from ...train.rows import build_windows
+from ..config import Config
+from ..results import load_results, write_json_atomic
+from ..run import load_run_data, make_split, run_experiment, run_summary, save_run
+from .report import collect, render_report
+from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
+
+
+class DatasetCache:
+    """Data, split, graphs (per window) and initial item tables of one dataset, built once."""
+
+    def __init__(self, config: Config):
+        t = time.perf_counter()
+        # The dataset's own embeddings, whatever the first variant: others reuse the cache.
+        self.data = load_run_data(config, embeddings=config.embeddings is not None)
+        self.split = make_split(self.data.sequences)
+        self.load_s = time.perf_counter() - t
+        self.threads = config.threads
+        self.graphs: dict = {}
+        self.tables: dict = {}
+
+    def graph(self, window, weighting):
+        key = (window, weighting)
+        if key not in self.graphs:
+            self.graphs[key] = training_graph(self.split, window=window, weighting=weighting,
+                                              n_threads=self.threads)
+        return self.graphs[key]
+
+    def item_table(self, c: Config):
+        if c.init == "random":
+            return None
+        key = (c.init, c.embeddings, c.hidden, c.normalize_llm, c.init_scale, c.init_std,
+               c.lam if c.init == "recpca" else None,
+               (c.graph_window, c.graph_weighting) if c.init == "recpca" else None)
+        if key not in self.tables:
+            graph = (self.graph(c.graph_window, c.graph_weighting) if c.init == "recpca"
+                     else None)
+            # Warnings (zero rows, eigenvalues <= 0 at a large lam) reach the user: they
+            # are what a lambda sweep is meant to show.
+            self.tables[key] = initial_item_table(
+                c.init, self.data.embeddings, self.split, c.hidden, lam=c.lam,
+                graph=graph, normalize_llm=c.normalize_llm, scale=c.init_scale,
+                init_std=c.init_std, n_threads=c.threads)
+        return self.tables[key]
+
+
+def fixed_batch(split, config: Config, causal: bool, size: int = 256, seed: int = 12345):
+    """A fixed batch of training windows (shifted ids, trimmed): the same for every variant."""
+    import torch
+
+    windows, wlen = build_windows(split.train, config.max_len, causal)
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(windows.shape[0], size=min(size, windows.shape[0]), replace=False))
+    width = int(wlen[idx].max())
+    return torch.as_tensor(windows[idx][:, -width:])
+
+
+def run_job(job: Job, cache: DatasetCache, *, verbose: bool = True) -> dict:
+    """Train one run (or resume it) and write results.json + conditioning.json."""
+    c = job.config
+    with cpu_threads(c.threads):
+        return _run_job(job, cache, verbose)
+
+
+def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
+    c = job.config
+    out = job.folder
+    out.mkdir(parents=True, exist_ok=True)
+    table = cache.item_table(c)
+    cond_path = out / "conditioning.json"
+    cond = json.loads(cond_path.read_text()) if cond_path.exists() else {}
+    if "init" not in cond:
+        # The same initial model as run_experiment builds (same seed, same table).
+        seed_everything(c.seed)
+        m0 = build_model(c, cache.split.n_items)
+        if table is not None:
+            m0.set_item_table(table)
+        cond["init"] = model_conditioning(m0, fixed_batch(cache.split, c, m0.causal))
+        write_json_atomic(cond, cond_path)
+        del m0
+    res_path = out / "results.json"
+    if res_path.exists():
+        results = load_results(res_path)
+        model = None
+    else:
+        run = run_experiment(c, data=cache.data, split=cache.split, item_table=table,
+                             output_dir=out, resume=True)
+        save_run(run, out, plot=False)
+        if verbose:
+            print(run_summary(run))
+        results, model = run.results, run.model
+    if "trained" not in cond:
+        if model is None:  # results exist but the figure is missing: reload the best state
+            st = load_checkpoint(out / "checkpoint.pt")
+            model = build_model(c, cache.split.n_items)
+            model.load_state_dict(st["best_state"] or st["model"])
+        cond["trained"] = model_conditioning(model, fixed_batch(cache.split, c, model.causal))
+        write_json_atomic(cond, cond_path)
+    return results
+
+
+def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, variants=None,
+              verbose: bool = True, write_report: bool = True, train: bool = True) -> dict:
+    """Run (or resume) the study; return the collected summary and write the report.
+
+    ``datasets`` / ``backbones`` / ``variants`` restrict this invocation to a subset (e.g. to
+    run two processes side by side); the report covers every run found finished.
+    ``train=False`` only collects finished runs and writes the report.
+    """
+    root = Path(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    n_trained = 0
+    for ds in spec.datasets:
+        if datasets and ds.name not in datasets:
+            continue
+        cache = None
+        for backbone in spec.backbones:
+            if backbones and backbone not in backbones:
+                continue
+            for variant in spec.variants:
+                if variants and variant not in variants:
+                    continue
+                grid_jobs = jobs_for(spec, ds, backbone, variant, root, False, None)
+                for stage in ("grid", "seeds"):
+                    if stage == "seeds":
+                        if not all((j.folder / "results.json").exists() for j in grid_jobs):
+                            break
+                        chosen, _ = select_setting(grid_jobs, grid_jobs[0].config.selection_metric)
+                        jobs = jobs_for(spec, ds, backbone, variant, root, True, chosen)
+                    else:
+                        jobs = grid_jobs
+                    for job in jobs:
+                        done = ((job.folder / "results.json").exists()
+                                and (job.folder / "conditioning.json").exists()
+                                and "trained" in json.loads(
+                                    (job.folder / "conditioning.json").read_text()))
+                        if done or not train:
+                            continue
+                        if cache is None:  # the dataset's own embeddings, not the variant's
+                            cache = DatasetCache(Config.from_dict({**spec.base, **ds.overrides}))
+                        if verbose:
+                            print(f"[study] {ds.name} {backbone} {variant} "
+                                  f"{setting_tag(job.setting)} seed {job.seed}", flush=True)
+                        run_job(job, cache, verbose=verbose)
+                        n_trained += 1
+    elapsed = time.time() - t0
+    if train:  # one file per invocation: parallel processes never overwrite each other's
+        inv_dir = root / "invocations"
+        inv_dir.mkdir(exist_ok=True)
+        write_json_atomic({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                           "wall_s": elapsed, "runs_trained": n_trained,
+                           "filter": {"datasets": datasets, "backbones": backbones,
+                                      "variants": variants}},
+                          inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-{time.time_ns()}-{os.getpid()}.json")
+    if not write_report:
+        return {}
+    log = [json.loads(p.read_text()) for p in sorted((root / "invocations").glob("*.json"))]
+    summary = collect(spec, root)
+    summary["invocations"] = log
+    write_json_atomic(summary, root / "study.json")
+    (root / "STUDY.md").write_text(render_report(spec, summary, root))
+    return summary

@@ -1,0 +1,68 @@
+"""Where and how torch runs: device, mixed precision, seeds, CPU threads."""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU. Anything else goes to ``torch.device``;
+    a CUDA device on a machine without CUDA is a ValueError that says so."""
+    if isinstance(spec, torch.device):
+        return spec
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {spec!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available on this "
+                         "machine: use --device cpu (or auto)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {spec!r} requested but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return dev
+
+
+def resolve_amp(amp: str, device: torch.device):
+    """(autocast dtype or None, whether a GradScaler is needed)."""
+    if device.type != "cuda" or amp == "off":
+        return None, False
+    if amp == "auto":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return (torch.bfloat16, False) if amp == "bf16" else (torch.float16, True)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def cpu_threads(threads: int | None):
+    """torch's CPU thread count inside the block (``None``: all cores), restored after.
+
+    Yields the count in force. torch's setting is process-wide, so a library call that
+    changed it for good would change the caller's own torch work."""
+    before = torch.get_num_threads()
+    n = threads or os.cpu_count() or 1
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def generator_for(device: torch.device, seed: int) -> torch.Generator:
+    """A generator on ``device`` (sampling on CUDA needs a CUDA generator)."""
+    return torch.Generator(device=device).manual_seed(seed)
