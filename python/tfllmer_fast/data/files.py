@@ -104,6 +104,8 @@ def load_interactions(path_or_df, user_col: str = "user_id", item_col: str = "it
         raise ValueError(f"column(s) {missing} not found; the table has {list(df.columns)}")
     if len(df) == 0:
         raise ValueError("the interaction table is empty")
+    for col in (user_col, item_col):
+        _check_non_negative_ids(df[col], col)
     ts = df[time_col] if time_col is not None and time_col in df.columns else None
     pd = _import_pandas()
     if ts is not None and not (pd.api.types.is_numeric_dtype(ts)
@@ -117,6 +119,16 @@ def load_interactions(path_or_df, user_col: str = "user_id", item_col: str = "it
             raise ValueError(f"column {time_col!r} is neither numeric nor parseable as "
                              "dates") from e
     return Sequences.from_interactions(df[user_col], df[item_col], ts)
+
+
+def _check_non_negative_ids(column, name: str) -> None:
+    """Integer ids are expected to be >= 0: a negative one is almost surely a typo or a
+    sentinel, and as a key it would silently take rank 0 and shift every other id."""
+    values = column.to_numpy()
+    if values.dtype.kind == "i" and values.size and values.min() < 0:
+        row = int((values < 0).argmax())
+        raise ValueError(f"column {name!r} has a negative id ({values[row]}) at data row {row}; "
+                         "ids must be >= 0 (remove or fix those rows)")
 
 
 def _read_table(path_or_df, sep, read_kwargs):

@@ -18,7 +18,7 @@ import numpy as np
 from .dataset import Dataset
 from .embeddings import load_embeddings
 from .files import load_interactions, load_recbole_atomic, load_sequence_file, read_item_table
-from .paths import shared_data_dir
+from .paths import shared_data_dir, where_data_is_looked_for
 from .sequences import Sequences, kcore_filter
 
 BUILTIN_DATASETS = ("beauty", "scientific", "ml-100k")
@@ -72,9 +72,11 @@ def _load_unfiltered(name_or_path, embeddings, synthetic: dict) -> Dataset:
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_DATASETS:
         root = shared_data_dir()
         if root is None or not (root / name_or_path).is_dir():
+            where = (where_data_is_looked_for() if root is None
+                     else f"{root} has no {name_or_path}/")
             raise FileNotFoundError(
-                f"dataset {name_or_path!r} not found: set TFLLMER_DATA to the folder that "
-                f"holds {name_or_path}/ (looked in {root or 'no data folder found'})")
+                f"dataset {name_or_path!r} not found ({where}): set TFLLMER_DATA to the folder "
+                f"that holds {name_or_path}/")
         return _load_folder(root / name_or_path, embeddings, name=name_or_path)
     path = Path(name_or_path)
     if path.is_dir():
