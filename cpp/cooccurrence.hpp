@@ -11,6 +11,7 @@
 // float32 only when a result is produced.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,6 +38,15 @@ struct CoocGraph {
     cooc_detail::BigVector<int32_t> indices;  // nnz (n_items < 2^31)
     cooc_detail::BigVector<float> data;       // nnz
 };
+
+// An index array of a graph (indptr or indices) as another integer type, for the caller's
+// index dtype; every value must fit in To.
+template <class To, class From>
+cooc_detail::BigVector<To> cast_index(const cooc_detail::BigVector<From>& v) {
+    cooc_detail::BigVector<To> out(v.size());
+    std::transform(v.begin(), v.end(), out.begin(), [](From x) { return static_cast<To>(x); });
+    return out;
+}
 
 // Throws std::invalid_argument unless offsets (n_users + 1 entries) start at 0, never decrease
 // and end at n_interactions, and every item lies in [0, n_items).

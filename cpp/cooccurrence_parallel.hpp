@@ -6,6 +6,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -120,6 +121,11 @@ void run_tasks(int n_threads, int64_t n_tasks, const StopCheck& stop, Task&& tas
 // Static split of [0, n) into `parts` contiguous ranges, range k = [bounds[k], bounds[k+1]).
 inline int64_t split_point(int64_t n, int64_t parts, int64_t k) {
     return static_cast<int64_t>((static_cast<unsigned __int128>(n) * k) / parts);
+}
+
+// Row-range tasks of roughly equal size for the cheap linear passes over n rows.
+inline int64_t n_row_tasks(int64_t n, int n_threads) {
+    return std::max<int64_t>(1, std::min<int64_t>(n, 16 * static_cast<int64_t>(n_threads)));
 }
 
 }  // namespace tfllmer::cooc_detail

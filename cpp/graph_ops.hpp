@@ -96,6 +96,20 @@ inline void shifted_graph_vector(const ShiftedGraph<W>& g, const double* z, doub
     }
 }
 
+// Throws std::invalid_argument unless g.indptr is non-decreasing and every column index lies
+// in [0, n): the kernels above index X and s by them unchecked. A pass over the graph, so
+// callers run it without the GIL.
+template <class W>
+void check_graph_indices(const ShiftedGraph<W>& g) {
+    const int32_t* idx = g.indices;
+    const int64_t m = g.indptr[g.n], n = g.n;
+    bool ok = true;
+    for (int64_t i = 0; i < n; ++i) ok &= g.indptr[i] <= g.indptr[i + 1];
+    if (!ok) throw std::invalid_argument("indptr must be non-decreasing");
+    for (int64_t k = 0; k < m; ++k) ok &= (idx[k] >= 0) & (idx[k] < n);
+    if (!ok) throw std::invalid_argument("graph column indices out of range");
+}
+
 // max |A_ij - A_ji| over the stored entries of a square CSR matrix whose rows have sorted,
 // duplicate-free column indices (checked: the binary search below needs them); an entry
 // without its mirror counts in full. Each entry finds its mirror by binary search in row j,

@@ -72,15 +72,13 @@ int64_t g_int32_max_nnz = INT32_MAX;
 py::tuple to_python(CoocGraph&& g, bool index64) {
     const int64_t nnz = g.indptr.empty() ? 0 : g.indptr.back();
     if (!index64 && nnz <= g_int32_max_nnz) {
-        tfllmer::cooc_detail::BigVector<int32_t> indptr(g.indptr.size());
-        for (size_t k = 0; k < indptr.size(); ++k) indptr[k] = static_cast<int32_t>(g.indptr[k]);
+        auto indptr = tfllmer::cast_index<int32_t>(g.indptr);
         return py::make_tuple(to_numpy(std::move(indptr)), to_numpy(std::move(g.indices)), to_numpy(std::move(g.data)));
     }
     tfllmer::cooc_detail::BigVector<int64_t> indices;
     {
         py::gil_scoped_release release;
-        indices.resize(g.indices.size());
-        std::copy(g.indices.begin(), g.indices.end(), indices.begin());
+        indices = tfllmer::cast_index<int64_t>(g.indices);
         g.indices = {};
     }
     return py::make_tuple(to_numpy(std::move(g.indptr)), to_numpy(std::move(indices)), to_numpy(std::move(g.data)));

@@ -8,7 +8,6 @@
 #include <pybind11/stl.h>
 #include <pybind11/pybind11.h>
 
-#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -16,6 +15,7 @@
 
 #include "python_bridge.hpp"
 #include "recpca.hpp"
+#include "row_norms.hpp"
 
 namespace py = pybind11;
 using namespace tfllmer;
@@ -90,18 +90,6 @@ auto dispatch(const Args& a, Fn&& fn) {
     return with_problem<double, double>(a, fn);
 }
 
-// Runs without the GIL: the graph's column indices are trusted only after this check.
-template <class W>
-void check_indices(const ShiftedGraph<W>& g) {
-    const int32_t* idx = g.indices;
-    const int64_t m = g.indptr[g.n], n = g.n;
-    bool ok = true;
-    for (int64_t i = 0; i < n; ++i) ok &= g.indptr[i] <= g.indptr[i + 1];
-    require(ok, "indptr must be non-decreasing");
-    for (int64_t k = 0; k < m; ++k) ok &= (idx[k] >= 0) & (idx[k] < n);
-    require(ok, "graph column indices out of range");
-}
-
 py::dict result_dict(EigResult&& r) {
     py::dict d;
     d["eigenvalues"] = std::move(r.values);
@@ -116,28 +104,6 @@ py::dict result_dict(EigResult&& r) {
 
 }  // namespace
 
-// Sum of squares of one row in double. Sixteen independent partial sums let the compiler
-// vectorise the loop (a single running sum cannot be reordered) and keep the summation
-// order fixed, so the result does not depend on the thread count.
-template <class T>
-double row_squared_norm(const T* x, int64_t D) {
-    constexpr int64_t L = 16;
-    double part[L] = {};
-    int64_t k = 0;
-    for (; k + L <= D; k += L)
-        for (int64_t l = 0; l < L; ++l) part[l] += double(x[k + l]) * double(x[k + l]);
-    double sum = 0.0;
-    for (; k < D; ++k) sum += double(x[k]) * double(x[k]);
-    for (int64_t l = 0; l < L; ++l) sum += part[l];
-    return sum;
-}
-
-template <class T>
-void row_norms_kernel(const T* X, int64_t n, int64_t D, double* out, int n_threads) {
-#pragma omp parallel for schedule(static) num_threads(n_threads)
-    for (int64_t i = 0; i < n; ++i) out[i] = std::sqrt(row_squared_norm(X + i * D, D));
-}
-
 void register_recpca(py::module_& m) {
     m.def(
         "row_norms",
@@ -151,8 +117,8 @@ void register_recpca(py::module_& m) {
             double* o = out.mutable_data();
             const void* x = X.data();
             call_without_gil([&] {
-                if (xf) row_norms_kernel(static_cast<const float*>(x), n, D, o, n_threads);
-                else row_norms_kernel(static_cast<const double*>(x), n, D, o, n_threads);
+                if (xf) tfllmer::row_norms(static_cast<const float*>(x), n, D, o, n_threads);
+                else tfllmer::row_norms(static_cast<const double*>(x), n, D, o, n_threads);
                 return 0;
             });
             return out;
@@ -207,7 +173,7 @@ void register_recpca(py::module_& m) {
             // only the kernels run without it.
             EigResult r = dispatch(a, [&](const auto& p) {
                 return call_without_gil([&] {
-                    check_indices(p.graph);
+                    check_graph_indices(p.graph);
                     return solver == "gram" ? recpca_fit_gram(p, opt, n_threads, stop)
                                             : recpca_fit_matrix_free(p, opt, n_threads, stop);
                 });
@@ -230,7 +196,7 @@ void register_recpca(py::module_& m) {
             Eigen::VectorXd mu;
             Eigen::MatrixXd M = dispatch(a, [&](const auto& p) {
                 return call_without_gil([&] {
-                    check_indices(p.graph);
+                    check_graph_indices(p.graph);
                     return recpca_gram(p, n_threads, stop, &mu);
                 });
             });
@@ -251,7 +217,7 @@ void register_recpca(py::module_& m) {
             dispatch(a, [&](const auto& p) {
                 using T = std::remove_const_t<std::remove_pointer_t<decltype(p.X)>>;
                 return call_without_gil([&] {
-                    check_indices(p.graph);
+                    check_graph_indices(p.graph);
                     shifted_graph_matmat(p.graph, p.X, p.D, static_cast<T*>(out), n_threads);
                     return 0;
                 });

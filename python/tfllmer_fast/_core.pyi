@@ -1,17 +1,22 @@
-# Type stubs for the private extension module tfllmer_fast._core.
+# Type stubs for the private extension module tfllmer_fast._core (cpp/module.cpp and the
+# register_*.cpp files). tests/test_core_stubs.py checks that this file names exactly what the
+# module exports, with the same parameter names and defaults.
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-def build_info() -> dict[str, Any]: ...
+def build_info() -> dict[str, Any]:
+    """version, eigen, spectra, openmp, compiler, simd (str) and openmp_max_threads (int)."""
 
-# --- cooccurrence (cpp/register_cooccurrence.cpp) ---
+# --- cooccurrence (register_cooccurrence.cpp) ---
+# offsets and items are converted to C-contiguous int64 / int32 arrays when that needs no
+# unsafe cast (a float array raises TypeError). Graphs come back as (indptr, indices, data):
+# int64 indices when index64, otherwise int32 while nnz fits in int32 and int64 beyond.
 
 def cooccurrence(
-    offsets: npt.NDArray[np.int64],
-    items: npt.NDArray[np.int32],
+    offsets: ArrayLike,
+    items: ArrayLike,
     n_items: int,
     window: int,
     max_history: int,
@@ -20,18 +25,20 @@ def cooccurrence(
     top_k: int,
     n_threads: int,
     index64: bool = True,
-) -> tuple[npt.NDArray[np.signedinteger], npt.NDArray[np.signedinteger], npt.NDArray[np.float32]]: ...
+) -> tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32]]: ...
 
+# Testing knobs; a negative argument keeps the current value. Returns the previous values
+# (int32_max_nnz as an int), so that `_cooccurrence_tuning(**old)` restores them.
 def _cooccurrence_tuning(
     min_parallel_work: float = -1.0, narrow_max_pairs: float = -1.0, int32_max_nnz: int = -1
 ) -> dict[str, float]: ...
 
 class CooccurrenceCounter:
     def __init__(self, n_items: int, window: int, max_history: int, weighting: str, n_threads: int) -> None: ...
-    def update(self, offsets: npt.NDArray[np.int64], items: npt.NDArray[np.int32]) -> None: ...
+    def update(self, offsets: ArrayLike, items: ArrayLike) -> None: ...
     def result(
         self, min_count: float, top_k: int, index64: bool = True
-    ) -> tuple[npt.NDArray[np.signedinteger], npt.NDArray[np.signedinteger], npt.NDArray[np.float32]]: ...
+    ) -> tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32]]: ...
     @property
     def n_interactions_seen(self) -> int: ...
     @property
@@ -39,21 +46,64 @@ class CooccurrenceCounter:
     @property
     def nnz(self) -> int: ...
 
-# --- recpca (register_recpca.cpp) ---
+# --- recpca and graph checks (register_recpca.cpp) ---
+# Arrays are checked, never converted: X is float32 or float64 (C-contiguous, may be
+# read-only or memory-mapped), indptr int64, indices int32, data float32 or float64, and
+# t, s, wa, wm, init float64.
 
 def recpca_fit(
-    X: NDArray[np.floating], indptr: NDArray[np.int64], indices: NDArray[np.int32], data: NDArray[np.floating],
-    t: NDArray[np.float64], s: NDArray[np.float64], lam: float, wa: NDArray[np.float64] | None,
-    wm: NDArray[np.float64] | None, c: float, nev: int, ncv: int, max_iter: int, tol: float,
-    init: NDArray[np.float64] | None, solver: str, dense: bool, n_threads: int,
-) -> dict[str, Any]: ...
+    X: NDArray[np.float32] | NDArray[np.float64],
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    t: NDArray[np.float64],
+    s: NDArray[np.float64],
+    lam: float,
+    wa: NDArray[np.float64] | None,
+    wm: NDArray[np.float64] | None,
+    c: float,
+    nev: int,
+    ncv: int,
+    max_iter: int,
+    tol: float,
+    init: NDArray[np.float64] | None,
+    solver: str,
+    dense: bool,
+    n_threads: int,
+) -> dict[str, Any]:
+    """eigenvalues, eigenvectors, mean (float64 arrays), n_iter, n_matvec, nconv (int), converged (bool)."""
+
 def recpca_gram(
-    X: NDArray[np.floating], indptr: NDArray[np.int64], indices: NDArray[np.int32], data: NDArray[np.floating],
-    t: NDArray[np.float64], s: NDArray[np.float64], lam: float, wa: NDArray[np.float64] | None,
-    wm: NDArray[np.float64] | None, c: float, n_threads: int,
+    X: NDArray[np.float32] | NDArray[np.float64],
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    t: NDArray[np.float64],
+    s: NDArray[np.float64],
+    lam: float,
+    wa: NDArray[np.float64] | None,
+    wm: NDArray[np.float64] | None,
+    c: float,
+    n_threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+
+# Y has X's dtype.
 def shifted_graph_matmat(
-    X: NDArray[np.floating], indptr: NDArray[np.int64], indices: NDArray[np.int32], data: NDArray[np.floating],
-    t: NDArray[np.float64], s: NDArray[np.float64], lam: float, n_threads: int,
-) -> NDArray[np.floating]: ...
-def row_norms(X: NDArray[np.floating], n_threads: int) -> NDArray[np.float64]: ...
+    X: NDArray[np.float32] | NDArray[np.float64],
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    t: NDArray[np.float64],
+    s: NDArray[np.float64],
+    lam: float,
+    n_threads: int,
+) -> NDArray[np.float32] | NDArray[np.float64]: ...
+
+def row_norms(X: NDArray[np.float32] | NDArray[np.float64], n_threads: int) -> NDArray[np.float64]: ...
+
+def csr_max_asymmetry(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32] | NDArray[np.float64],
+    n_threads: int,
+) -> float: ...
