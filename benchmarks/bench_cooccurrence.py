@@ -21,9 +21,8 @@ import time
 import numpy as np
 import pytest
 
-from tfllmer_fast import cooccurrence
-
 from _cooc_data import synthetic_sequences, user_item_matrix
+from tfllmer_fast import cooccurrence
 
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 SIZE = (

@@ -10,7 +10,7 @@ max length 50, CE loss, Adam 1e-3, batch 256), ID-only (random item table, plain
 ``TFLLMER_BENCH_THREADS`` sets torch's CPU threads (default: 1 for the small size, torch's own for the full size).
 
 **RecBole in the same session.** With ``TFLLMER_BENCH_RECBOLE=1`` and RecBole's venv present
-(``$TFLLMER_RECBOLE_PYTHON``, default ``/work/recbole-venv/bin/python``, made by
+(``$TFLLMER_RECBOLE_PYTHON``, default ``.venv-recbole/bin/python`` in the repository root, made by
 ``benchmarks/recbole/setup_venv.sh``), ``test_recbole_ratio`` runs
 ``benchmarks/recbole/recbole_sasrec.py`` for one epoch on the same data, device and thread
 count, and prints our epoch / evaluation times next to RecBole's and the ratios. Otherwise it
@@ -31,8 +31,8 @@ import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.experiment.config import Config
 from tfllmer_fast.data.sequences import Sequences, leave_one_out
+from tfllmer_fast.experiment.config import Config
 from tfllmer_fast.train.models import build_model
 from tfllmer_fast.train.trainer import Trainer
 
@@ -147,7 +147,8 @@ def test_sasrec_full_ranking(benchmark, beauty_trainer):
 
 
 def _recbole_python() -> Path | None:
-    p = Path(os.environ.get("TFLLMER_RECBOLE_PYTHON", "/work/recbole-venv/bin/python"))
+    default = Path(__file__).resolve().parents[1] / ".venv-recbole" / "bin" / "python"
+    p = Path(os.environ.get("TFLLMER_RECBOLE_PYTHON", default))
     return p if p.exists() else None
 
 

@@ -1,8 +1,6 @@
 """Small deterministic inputs for the training-stack tests (no data files needed)."""
 
 import numpy as np
-import pytest
-import torch
 
 from tfllmer_fast.data.sequences import Sequences
 
@@ -24,13 +22,3 @@ def random_sequences(n_users=50, n_items=25, min_len=3, max_len=12, seed=0):
     lists = [list(rng.integers(0, n_items, size=rng.integers(min_len, max_len + 1)))
              for _ in range(n_users)]
     return Sequences.from_lists(lists, n_items=n_items)
-
-
-@pytest.fixture
-def one_thread():
-    """torch on one thread for the test (a shared, oversubscribed CI box makes OpenMP
-    spin-waiting very slow), restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -228,7 +228,8 @@ def test_top_k_ties_go_to_smaller_column():
     min_count=st.sampled_from([0, 1, 2, 0.75]),
     n_threads=st.integers(1, 3),
 )
-def test_hypothesis_against_python_counter(always_parallel, seqs, weighting, window, max_history, top_k, min_count, n_threads):
+def test_hypothesis_against_python_counter(always_parallel, seqs, weighting, window, max_history, top_k,
+                                           min_count, n_threads):
     A = cooccurrence(seqs, n_items=8, window=window, weighting=weighting, max_history=max_history,
                      min_count=min_count, top_k=top_k, n_threads=n_threads)
     assert_canonical_symmetric(A, 8)

@@ -77,7 +77,7 @@ def _runtime_params(func, name: str) -> list[tuple[str, object]]:
     line = (func.__doc__ or "").lstrip().splitlines()[0]
     assert line.startswith(name + "("), f"{name}: no pybind11 signature in its docstring: {line!r}"
     depth = 0
-    for end, ch in enumerate(line):
+    for end, ch in enumerate(line):  # noqa: B007 (end is read after the loop)
         depth += ch == "("
         depth -= ch == ")"
         if ch == ")" and depth == 0:

@@ -10,9 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tfllmer_fast.data.load as load_mod
-from tfllmer_fast import (Dataset, Sequences, kcore_filter, leave_one_out, load_dataset,
-                          load_embeddings, load_interactions, load_item_text,
-                          load_recbole_atomic, load_sequence_file)
+from tfllmer_fast import (
+    Dataset,
+    Sequences,
+    kcore_filter,
+    leave_one_out,
+    load_dataset,
+    load_embeddings,
+    load_interactions,
+    load_item_text,
+    load_recbole_atomic,
+    load_sequence_file,
+)
 
 pd = pytest.importorskip("pandas")
 
@@ -104,11 +113,11 @@ def test_from_user_item_matrix_matches_oracle(n_users, n_items, seed):
     M = sp.csr_array(dense)
     # Order values of 0 are legitimate timestamps: store them explicitly.
     r, c = np.nonzero(dense)
-    O = sp.coo_array((times[r, c], (r, c)), shape=dense.shape)
+    orders = sp.coo_array((times[r, c], (r, c)), shape=dense.shape)
     want_cols = [[i for i in range(n_items) if dense[u, i]] for u in range(n_users)]
     want_time = [sorted(w, key=lambda i: (times[u, i], i)) for u, w in enumerate(want_cols)]
     assert Sequences.from_user_item_matrix(M).to_lists() == want_cols
-    got = Sequences.from_user_item_matrix(sp.csc_matrix(dense), order=O)
+    got = Sequences.from_user_item_matrix(sp.csc_matrix(dense), order=orders)
     assert got.to_lists() == want_time and got.n_items == n_items
 
 

@@ -33,7 +33,9 @@ def test_zero_rows_are_skipped_not_nan():
     X, A = hand_case()
     X = np.vstack([X, np.zeros((1, 2))])
     A = sp.csr_array(sp.block_diag([A, sp.csr_array((1, 1))]).tolil())
-    A = A.tolil(); A[4, 0] = A[0, 4] = 5.0; A = sp.csr_array(A)
+    A = A.tolil()
+    A[4, 0] = A[0, 4] = 5.0
+    A = sp.csr_array(A)
     d = embedding_diagnostics(X, A, k=1).as_dict()
     assert d["n_zero_rows"] == 1 and d["norm_min"] == 0
     assert d["n_edges"] == 3 and d["n_edges_used"] == 2

@@ -2,12 +2,11 @@ import numpy as np
 import pytest
 import torch
 
+from _train_helpers import random_sequences
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.train.evaluation import build_eval_data, evaluate, right_aligned
 from tfllmer_fast.train.metrics import metrics_from_ranks
 from tfllmer_fast.train.models import BERT4Rec, GRU4Rec, SASRec
-from tfllmer_fast.data.sequences import Sequences, leave_one_out
-
-from _train_helpers import one_thread, random_sequences
 
 
 @pytest.fixture(autouse=True)

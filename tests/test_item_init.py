@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
 
-from tfllmer_fast.graph.item_table import (check_embeddings, initial_item_table, pca_table,
-                                    rescale_table)
-from tfllmer_fast.data.sequences import leave_one_out
-
 from _train_helpers import random_sequences
+from tfllmer_fast.data.sequences import leave_one_out
+from tfllmer_fast.graph.item_table import check_embeddings, initial_item_table, pca_table, rescale_table
 
 
 def test_pca_table_matches_sklearn_up_to_sign():

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tfllmer_fast.train.metrics import metric_names, metrics_from_ranks, target_ranks
 

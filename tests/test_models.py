@@ -3,15 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _train_helpers import cyclic_sequences
+from tfllmer_fast.data.sequences import leave_one_out
 from tfllmer_fast.experiment.config import Config
 from tfllmer_fast.train.losses import make_loss
-from tfllmer_fast.train.models import BERT4Rec, GRU4Rec, SASRec
-from tfllmer_fast.data.sequences import leave_one_out
-from tfllmer_fast.train.models import build_model
+from tfllmer_fast.train.models import BERT4Rec, GRU4Rec, SASRec, build_model
 from tfllmer_fast.train.rows import build_windows
 from tfllmer_fast.train.trainer import Trainer
-
-from _train_helpers import one_thread, cyclic_sequences
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,7 @@ import scipy.sparse as sp
 from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
-from tfllmer_fast import NotFittedError, RecPCA, RecPCAConvergenceError, laplacian
-from tfllmer_fast import _core
+from tfllmer_fast import NotFittedError, RecPCA, RecPCAConvergenceError, _core, laplacian
 from tfllmer_fast.graph.recpca import solver_costs
 
 # Large lam on random data gives non-positive eigenvalues on purpose (tested separately).

@@ -8,7 +8,6 @@ import pytest
 
 from tfllmer_fast.experiment import study
 from tfllmer_fast.experiment.cli import main
-from _train_helpers import one_thread  # noqa: F401
 from tfllmer_fast.experiment.results import fmt_mean_std, mean_std
 from tfllmer_fast.experiment.study import StudySpec, grid_points, setting_tag
 from tfllmer_fast.experiment.study.report import relative_improvement, results_table

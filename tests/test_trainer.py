@@ -1,21 +1,19 @@
 import os
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
-from tfllmer_fast.experiment.config import Config
+from _train_helpers import random_sequences
 from tfllmer_fast.data import Dataset
+from tfllmer_fast.data.sequences import Sequences, leave_one_out
+from tfllmer_fast.experiment.config import Config
 from tfllmer_fast.experiment.run import run_experiment
 from tfllmer_fast.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tfllmer_fast.train.models import build_model
 from tfllmer_fast.train.rows import build_prefixes, build_windows
-from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.train.runtime import seed_everything
 from tfllmer_fast.train.trainer import Trainer
-
-from _train_helpers import one_thread, random_sequences
 
 
 @pytest.fixture(autouse=True)

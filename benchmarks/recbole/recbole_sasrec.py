@@ -7,7 +7,7 @@ test pass, plus per-epoch losses and metrics.
 
 Run it with the interpreter of the venv made by ``setup_venv.sh`` (RecBole needs numpy<2), e.g.::
 
-    /work/recbole-venv/bin/python benchmarks/recbole/recbole_sasrec.py \
+    .venv-recbole/bin/python benchmarks/recbole/recbole_sasrec.py \
         --data-dir ../shared/data/beauty --model SASRec --epochs 1 --out result.json
 
 The sequence file (``user_id item_id item_id ...`` per line, chronological, 1-based item ids) is
@@ -251,10 +251,11 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
 
     import numpy as np
     import torch
-    import recbole
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_logger, init_seed
+
+    import recbole
 
     # RecBole 1.2.1's chained fillna(inplace=True) warns under pandas 2.x; harmless here
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"recbole\.")

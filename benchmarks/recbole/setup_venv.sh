@@ -5,10 +5,10 @@
 # np.float = np.float_, removed in numpy 2), so it lives in its own venv, never in the
 # package's environment.
 #
-# Usage: benchmarks/recbole/setup_venv.sh [VENV_DIR]   (default /work/recbole-venv)
+# Usage: benchmarks/recbole/setup_venv.sh [VENV_DIR]   (default .venv-recbole in the repository root)
 set -euo pipefail
 
-VENV="${1:-/work/recbole-venv}"
+VENV="${1:-$(cd "$(dirname "$0")/../.." && pwd)/.venv-recbole}"
 PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 

@@ -59,15 +59,45 @@ def __dir__():
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
     from ._build import build_info
-    from .data import (Dataset, LeaveOneOutSplit, Sequences, SyntheticCatalogue, embed_texts,
-                       kcore_filter, leave_one_out, load_dataset, load_embeddings,
-                       load_interactions, load_item_text, load_recbole_atomic,
-                       load_sequence_file, make_synthetic_catalogue, shared_data_dir)
+    from .data import (
+        Dataset,
+        LeaveOneOutSplit,
+        Sequences,
+        SyntheticCatalogue,
+        embed_texts,
+        kcore_filter,
+        leave_one_out,
+        load_dataset,
+        load_embeddings,
+        load_interactions,
+        load_item_text,
+        load_recbole_atomic,
+        load_sequence_file,
+        make_synthetic_catalogue,
+        shared_data_dir,
+    )
     from .experiment.config import Config
     from .experiment.run import RunResult, run_experiment, save_run
-    from .graph import (CooccurrenceCounter, EmbeddingDiagnostics, NotFittedError, RecPCA,
-                        RecPCAConvergenceError, cooccurrence, cooccurrence_from_shards,
-                        embedding_diagnostics, initial_item_table, laplacian,
-                        normalize_embeddings)
-    from .train import (BERT4Rec, GRU4Rec, SASRec, Trainer, conditioning_report, evaluate,
-                        hessian_spectrum, metrics_from_ranks)
+    from .graph import (
+        CooccurrenceCounter,
+        EmbeddingDiagnostics,
+        NotFittedError,
+        RecPCA,
+        RecPCAConvergenceError,
+        cooccurrence,
+        cooccurrence_from_shards,
+        embedding_diagnostics,
+        initial_item_table,
+        laplacian,
+        normalize_embeddings,
+    )
+    from .train import (
+        BERT4Rec,
+        GRU4Rec,
+        SASRec,
+        Trainer,
+        conditioning_report,
+        evaluate,
+        hessian_spectrum,
+        metrics_from_ranks,
+    )

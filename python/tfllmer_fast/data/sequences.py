@@ -28,7 +28,7 @@ def gather_segments(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     return items[np.repeat(np.asarray(starts, dtype=np.int64), lengths) + segment_ranks(lengths)]
 
 
-def right_aligned_rows(seqs: "Sequences", users: np.ndarray, start: np.ndarray,
+def right_aligned_rows(seqs: Sequences, users: np.ndarray, start: np.ndarray,
                        length: np.ndarray, width: int) -> np.ndarray:
     """Row r holds items ``start[r] .. start[r] + length[r] - 1`` of user ``users[r]``'s
     history, right-aligned in ``width`` columns, as ids shifted by +1 (0 = padding): the
@@ -92,7 +92,7 @@ class Sequences:
         return self.items[self.offsets[u] : self.offsets[u + 1]]
 
     @classmethod
-    def from_lists(cls, seqs, n_items: int | None = None, **kw) -> "Sequences":
+    def from_lists(cls, seqs, n_items: int | None = None, **kw) -> Sequences:
         """From a list of per-user lists of 0-based item ids, each oldest first."""
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(lengths.size + 1, dtype=np.int64)
@@ -110,7 +110,7 @@ class Sequences:
 
     @classmethod
     def from_interactions(cls, users, items, timestamps=None, *, n_items=None,
-                          item_ids=None) -> "Sequences":
+                          item_ids=None) -> Sequences:
         """Build chronological sequences from an interaction log (one row per event).
 
         Parameters
@@ -172,7 +172,7 @@ class Sequences:
                    user_ids=user_keys, item_ids=item_keys)
 
     @classmethod
-    def from_user_item_matrix(cls, M, order=None) -> "Sequences":
+    def from_user_item_matrix(cls, M, order=None) -> Sequences:
         """Sequences from a sparse user x item matrix (one row per user).
 
         Every stored non-zero entry ``M[u, i]`` is one interaction of user ``u`` with item
@@ -200,10 +200,10 @@ class Sequences:
                 raise TypeError("order must be a scipy sparse matrix of the same shape as M")
             if order.shape != M.shape:
                 raise ValueError(f"order has shape {order.shape}, M has {M.shape}")
-            O = sp.coo_array(order)
-            o_key = O.row.astype(np.int64) * n_items + O.col.astype(np.int64)
+            keys = sp.coo_array(order)
+            o_key = keys.row.astype(np.int64) * n_items + keys.col.astype(np.int64)
             o_sort = np.argsort(o_key, kind="stable")
-            o_key, o_val = o_key[o_sort], np.asarray(O.data)[o_sort]
+            o_key, o_val = o_key[o_sort], np.asarray(keys.data)[o_sort]
             rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(offsets))
             m_key = rows * n_items + items
             pos = np.searchsorted(o_key, m_key)
@@ -219,7 +219,7 @@ class Sequences:
             items = items[perm]
         return cls(offsets, items.astype(np.int32), n_items)
 
-    def subset_items(self, keep) -> "Sequences":
+    def subset_items(self, keep) -> Sequences:
         """Drop every item not in ``keep`` (sorted ids or a boolean mask) and renumber.
 
         Kept item ``keep[j]`` becomes item ``j`` (relative order preserved); histories keep
@@ -239,7 +239,7 @@ class Sequences:
         return Sequences(offsets, mapped[mask].astype(np.int32), int(keep.size),
                          user_ids=self.user_ids, item_ids=item_ids)
 
-    def subset_users(self, keep) -> "Sequences":
+    def subset_users(self, keep) -> Sequences:
         """Only the users ``keep`` (indices, in the given order, or a boolean mask)."""
         keep = np.asarray(keep)
         if keep.dtype == bool:

@@ -23,6 +23,7 @@ import sys
 import time
 import types
 import typing
+import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 
@@ -380,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warning_printer(command: str):
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"tfllmer-fast {command}: warning: {message}", file=sys.stderr)
+    return show
+
+
 def _fix_for(e: BaseException) -> str:
     """The one-line message of an expected failure."""
     if isinstance(e, ImportError):
@@ -403,7 +410,11 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            # One line per warning, as the errors: the file and line of a package-internal
+            # warnings.warn mean nothing to a command-line user.
+            warnings.showwarning = _warning_printer(args.command)
+            return args.func(args)
     except KeyboardInterrupt:
         out = getattr(args, "resolved_output", None)
         hint = (f" (run again with --output {out} to resume)" if out is not None

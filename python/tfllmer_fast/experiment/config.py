@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-
-
+import tomllib
 
 #: The choices of the Config fields that take one of a few values. The training layer has
 #: the same names in its own registries (a test checks that they agree).
@@ -175,7 +173,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         flat = _flatten(d)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(flat) - names)
@@ -184,10 +182,10 @@ class Config:
         return cls(**flat)
 
     @classmethod
-    def from_file(cls, path) -> "Config":
+    def from_file(cls, path) -> Config:
         return cls.from_dict(load_config_file(path))
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
     def fingerprint(self) -> str:

@@ -313,7 +313,7 @@ class CooccurrenceCounter:
         )
         self._lock = threading.Lock()
 
-    def update(self, offsets, items=None) -> "CooccurrenceCounter":
+    def update(self, offsets, items=None) -> CooccurrenceCounter:
         """Add a chunk of whole users: (offsets, items), a Sequences or a list of lists.
 
         Item ids must be < ``n_items``. Returns ``self``. A chunk interrupted by Ctrl-C

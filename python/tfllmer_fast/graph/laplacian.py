@@ -34,7 +34,8 @@ def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: 
     float64 weights (integer/bool weights become float64), sorted
     indices without duplicates and no diagonal (self-loops are ignored, as in
     ``scipy.sparse.csgraph.laplacian``). Nothing is copied when ``A`` already is such a
-    matrix. (scipy may keep int64 indices; :func:`csr_parts` gives the kernels' types.) Raises ``ValueError`` for a non-square graph, a size other than ``n``, NaN/Inf,
+    matrix. (scipy may keep int64 indices; :func:`csr_parts` gives the kernels' types.)
+    Raises ``ValueError`` for a non-square graph, a size other than ``n``, NaN/Inf,
     negative weights or an asymmetric graph.
     """
     if sp.issparse(A):

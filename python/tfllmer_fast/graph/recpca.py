@@ -13,7 +13,6 @@ indefinite once ``lam`` passes 1/2 with the normalised Laplacian). The work is d
 from __future__ import annotations
 
 import numbers
-
 import warnings
 
 import numpy as np
@@ -173,7 +172,8 @@ class RecPCA:
         self.normalize_output = normalize_output
 
     def __repr__(self) -> str:
-        return f"RecPCA(n_components={self.n_components!r}, lam={self.lam!r}, laplacian={self.laplacian!r}, solver={self.solver!r})"
+        return (f"RecPCA(n_components={self.n_components!r}, lam={self.lam!r}, "
+                f"laplacian={self.laplacian!r}, solver={self.solver!r})")
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n: int, dim: int) -> tuple[int, float, int]:
@@ -216,7 +216,7 @@ class RecPCA:
         return solver, (solver == "gram" and costs["dense_eig"])
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, graph) -> "RecPCA":
+    def fit(self, X, graph) -> RecPCA:
         """Fit on embeddings ``X`` (n x D) and the co-occurrence graph (n x n, item i = row i).
 
         ``graph=None`` is allowed with ``lam=0``: plain PCA (with this estimator's row

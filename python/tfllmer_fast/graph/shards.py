@@ -11,8 +11,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .cooccurrence import (CooccurrenceCounter, check_index_dtype, check_min_count,
-                           check_optional_positive_int, integer_array)
+from .cooccurrence import (
+    CooccurrenceCounter,
+    check_index_dtype,
+    check_min_count,
+    check_optional_positive_int,
+    integer_array,
+)
 
 __all__ = ["cooccurrence_from_shards", "iter_shard"]
 

@@ -32,7 +32,7 @@ map). Dividing by an eigenvalue that is zero up to rounding is meaningless, so w
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

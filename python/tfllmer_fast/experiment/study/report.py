@@ -216,9 +216,10 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
     """Markdown: per dataset/backbone the results, the loss table and plot, the conditioning
     and the selection grid; then the timing of the runs."""
     lines = [f"# {spec.title}", ""]
+    first = summary["groups"][0]["variants"] if summary["groups"] else {}
+    metric = next(iter(first.values()))["selection_metric"] if first else "ndcg@10"
     lines += ["Test metrics: mean ± sample std over seeds (one value when one seed); full "
-              "ranking, leave-one-out; settings chosen on validation "
-              f"{summary['groups'][0]['variants'][next(iter(summary['groups'][0]['variants']))]['selection_metric'] if summary['groups'] else 'ndcg@10'} only. "
+              f"ranking, leave-one-out; settings chosen on validation {metric} only. "
               "Δ = relative change of the mean.", ""]
     for g in summary["groups"]:
         head = f"{g['dataset']} / {g['backbone']}"

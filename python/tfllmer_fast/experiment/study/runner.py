@@ -168,7 +168,8 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
                            "wall_s": elapsed, "runs_trained": n_trained,
                            "filter": {"datasets": datasets, "backbones": backbones,
                                       "variants": variants}},
-                          inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-{time.time_ns()}-{os.getpid()}.json")
+                          inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-"
+                                    f"{time.time_ns()}-{os.getpid()}.json")
     if not write_report:
         return {}
     log = [json.loads(p.read_text()) for p in sorted((root / "invocations").glob("*.json"))]

@@ -110,7 +110,7 @@ class StudySpec:
     title: str = "TF-LLMER study"
 
     @classmethod
-    def from_dict(cls, d: dict) -> "StudySpec":
+    def from_dict(cls, d: dict) -> StudySpec:
         d = dict(d)
         unknown = set(d) - {"study", "base", "grid", "dataset"}
         if unknown:
@@ -146,7 +146,7 @@ class StudySpec:
                    title=str(st.get("title", "TF-LLMER study")))
 
     @classmethod
-    def from_file(cls, path) -> "StudySpec":
+    def from_file(cls, path) -> StudySpec:
         return cls.from_dict(load_config_file(path))
 
 
