@@ -64,7 +64,8 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def _add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
-    g = p.add_argument_group("configuration (Config fields; flags override --config and --preset)")
+    g = p.add_argument_group("configuration (Config fields; a flag overrides the same field of --config"
+                             " and of --preset)")
     for f in fields(Config):
         if names is not None and f.name not in names:
             continue
