@@ -245,14 +245,14 @@ def cmd_run(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..train import Trainer, build_model, load_checkpoint
     from .results import metrics_table, write_json_atomic
-    from .run import load_run_data, make_split
+    from .run import load_run_data, make_run_split
 
     st = load_checkpoint(args.checkpoint)
     changes = {k: v for k, v in (("device", args.device), ("protocol", args.protocol),
                                  ("mask_history", args.mask_history)) if v is not None}
     config = Config.from_dict(st["config"]).replace(progress=False, **changes)
     data = load_run_data(config, embeddings=False)
-    split = make_split(data.sequences)
+    split = make_run_split(config, data)
     model = build_model(config, split.n_items)
     model.load_state_dict(st["best_state"] or st["model"])
     trainer = Trainer(model, split, config, resume=False)
@@ -261,7 +261,7 @@ def cmd_evaluate(args) -> int:
     for p in protocols:
         sfx = "" if p == "full" else "_sampled"
         for which in args.split:
-            metrics[which + sfx] = trainer.evaluate(which, protocol=p)
+            metrics.update(trainer.evaluate_groups(which, protocol=p, name=which + sfx))
     print(f"{config.label} on {data.name}, checkpoint {args.checkpoint} (epoch "
           f"{st['epoch']}, best state of epoch {st['result']['best_epoch']})")
     print(metrics_table(metrics, tuple(config.ks)))
@@ -286,6 +286,57 @@ def cmd_compare(args) -> int:
     print(compare_runs(runs, metrics=args.metrics, split=args.split,
                        group_seeds=not args.no_group))
     return 0
+
+
+def cmd_add_items(args) -> int:
+    import numpy as np
+
+    from ..train import load_checkpoint, save_checkpoint
+    from ..train.new_items import add_items
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise UsageError(f"{out} exists; choose another --out or pass --overwrite")
+    if out.resolve() == Path(args.checkpoint).resolve():
+        raise UsageError("--out must not be the input checkpoint (it would be replaced)")
+    _writable_file(out)
+    st = load_checkpoint(args.checkpoint)
+    X, ids = _read_new_items(args.embeddings, args.ids)
+    new = add_items(st, X, ids, method=args.method, seed=args.seed)
+    save_checkpoint({k: v for k, v in new.items() if k != "format"}, out)
+    k = int(np.asarray(X).shape[0])
+    note = " (the chance reference: no LLM information)" \
+        if args.method == "random" else ""
+    first = new["items"]["n_items"] - k
+    print(f"added {k} item(s) with {args.method} rows{note}: ids {first}..{first + k - 1} of "
+          f"{new['items']['n_items']} -> {out}")
+    return 0
+
+
+def _read_new_items(path, ids_path):
+    """(embeddings, ids) of the new items: a .npy (ids from --ids or numbered), or a .npz
+    with ``embeddings`` and optionally ``ids``."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such embedding file: {path}")
+    ids = None
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            if "embeddings" not in z:
+                raise UsageError(f"{path}: no array 'embeddings' (arrays: {list(z.keys())})")
+            X = z["embeddings"]
+            if "ids" in z:
+                ids = [str(i) for i in z["ids"].tolist()]
+    elif path.suffix.lower() == ".npy":
+        X = np.load(path, allow_pickle=False)
+    else:
+        raise UsageError(f"{path}: new-item embeddings must be a .npy or .npz file")
+    if ids_path:
+        text = Path(ids_path).read_text()
+        ids = [t for line in text.splitlines() for t in line.split("#", 1)[0].split()]
+    return X, ids
 
 
 def cmd_study(args) -> int:
@@ -365,6 +416,26 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test", help="split of the metrics (default: test)")
     c.add_argument("--no-group", action="store_true", help="one row per run (no seed groups)")
     c.set_defaults(func=cmd_compare)
+
+    a = sub.add_parser("add-items", help="give a trained model rows for new items from "
+                                         "their LLM embeddings (no retraining)")
+    a.add_argument("checkpoint", help="checkpoint.pt of a run folder")
+    a.add_argument("embeddings", help="new items' LLM embeddings: .npy (k x D) or .npz with "
+                                      "'embeddings' and optionally 'ids'")
+    a.add_argument("--out", required=True, help="the new checkpoint (written atomically)")
+    a.add_argument("--method", choices=["projection", "aligned", "random"],
+                   default="projection",
+                   help="projection: the projection and scaling that built the initial table; "
+                        "aligned: the ridge map fitted after training; random: random rows "
+                        "(ID-only models; the chance reference). Default: projection")
+    a.add_argument("--ids", help="text file with the new items' ids, one per row of "
+                                 "EMBEDDINGS (default: the .npz's 'ids', else the new 0-based "
+                                 "ids)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the random rows")
+    a.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show tracebacks of errors")
+    a.set_defaults(func=cmd_add_items)
 
     s = sub.add_parser("study", help="run (or resume) a study grid from a TOML/YAML file "
                                      "and write Markdown tables + plots")

@@ -68,6 +68,11 @@ class Config:
     synthetic_users: int = _opt(4000, "users of the synthetic catalogue")
     synthetic_items: int = _opt(1500, "items of the synthetic catalogue")
     synthetic_dim: int = _opt(64, "embedding width of the synthetic catalogue")
+    cold_items: float = _opt(0.0, "cold-start protocol: share of items removed from every "
+                             "training sequence (evaluated as new items; 0: off)")
+    cold_seed: int = _opt(0, "seed of the cold-item draw")
+    cold_items_from: str | None = _opt(None, "file listing the cold items (the data's item "
+                                       "ids, whitespace-separated); instead of cold_items")
 
     # --- model ---
     model: str = _opt("sasrec", "backbone", choices=MODELS)
@@ -124,6 +129,8 @@ class Config:
     eval_negatives: int = _opt(100, "negatives per user of the sampled protocol")
     eval_batch_size: int | None = _opt(None, "users per evaluation block (none: automatic)")
     ks: list[int] = _opt(None, "cut-offs K of the metrics", factory=lambda: [5, 10, 20])
+    head_share: float = _opt(0.2, "head items: the most frequent (warm) items that hold this "
+                             "share of training interactions; the rest is the tail")
 
     def __post_init__(self):
         self.validate()
@@ -163,6 +170,12 @@ class Config:
         if self.init != "random" and self.embeddings is None:
             raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings "
                              "or use init='random'")
+        if not 0.0 <= self.cold_items < 1.0:
+            raise ValueError(f"cold_items must be a fraction in [0, 1), got {self.cold_items}")
+        if self.cold_items and self.cold_items_from:
+            raise ValueError("give cold_items or cold_items_from, not both")
+        if not 0.0 < self.head_share < 1.0:
+            raise ValueError(f"head_share must lie in (0, 1), got {self.head_share}")
         m, k = self.selection_metric.split("@") if "@" in self.selection_metric else ("", "")
         if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, "
@@ -191,7 +204,7 @@ class Config:
     def fingerprint(self) -> str:
         """JSON of the fields that change the training trajectory (resume must match)."""
         skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
-                "mask_history", "eval_negatives", "eval_batch_size"}
+                "mask_history", "eval_negatives", "eval_batch_size", "head_share"}
         return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
                           sort_keys=True)
 
@@ -213,7 +226,8 @@ def _flatten(d: dict) -> dict:
 
 
 _NULLABLE = {"embeddings", "kcore", "n_layers", "dropout", "attn_dropout", "graph_window",
-             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name"}
+             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name",
+             "cold_items_from"}
 
 
 def load_config_file(path) -> dict:
