@@ -112,7 +112,7 @@ def test_run_length_depends_only_on_the_flags_given(argv, epochs, patience, monk
         seen["config"] = config_from_args(args)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_run", fake_run)
+    monkeypatch.setattr(cli.commands, "cmd_run", fake_run)
     assert cli.main(argv) == 0
     cfg = seen["config"]
     assert (cfg.epochs, cfg.patience, cfg.dataset) == (epochs, patience, "synthetic")

@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 
+from _train_helpers import random_sequences
 from tfllmer_fast.data import Dataset
-from tfllmer_fast.data.cold import (choose_cold_items, cold_start_split, drop_items,
-                                    head_items, item_groups, read_item_list)
+from tfllmer_fast.data.cold import (
+    choose_cold_items,
+    cold_start_split,
+    drop_items,
+    head_items,
+    item_groups,
+    read_item_list,
+)
 from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.experiment.cli import main
 from tfllmer_fast.experiment.config import Config
@@ -25,8 +32,6 @@ from tfllmer_fast.train.models import build_model
 from tfllmer_fast.train.new_items import add_items, model_from_checkpoint, ridge_map
 from tfllmer_fast.train.runtime import seed_everything
 from tfllmer_fast.train.trainer import Trainer
-
-from _train_helpers import one_thread, random_sequences  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
