@@ -24,6 +24,7 @@ TRAIN_SAMPLES = ("auto", "windows", "prefixes")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 PROTOCOLS = ("full", "sampled", "both")
 INIT_SCALES = ("std", "unit", "none")
+ITEM_TABLES = ("free", "frozen", "frozen+delta")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 GRAPH_WEIGHTINGS = ("count", "inverse_distance", "binary")
 DEFAULT_DROPOUT = {"sasrec": 0.5, "gru4rec": 0.3, "bert4rec": 0.2}
@@ -36,9 +37,10 @@ PRESETS = {
 }
 
 
-def _opt(default, help: str, *, choices=None, factory=None):
-    """A Config field with its help text (and choices) for the documentation and the CLI."""
-    meta = {"help": help, "choices": choices}
+def _opt(default, help: str, *, choices=None, factory=None, flag=None):
+    """A Config field with its help text (and choices) for the documentation and the CLI;
+    ``flag``: its command-line name when the field's own would clash with another flag."""
+    meta = {"help": help, "choices": choices, "flag": flag}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -102,6 +104,15 @@ class Config:
                                       "(none: yes for recpca, no for pca)")
     init_scale: str = _opt("std", "scale of the projected table: std (random init's std), "
                            "unit (unit rows), none (raw)", choices=INIT_SCALES)
+    item_table: str = _opt("free", "what training may change in the LLM table: free (every "
+                           "row), frozen (the projected rows are fixed), frozen+delta (fixed "
+                           "rows plus a small trainable delta)", choices=ITEM_TABLES,
+                           flag="item-table-mode")
+    delta_l2: float = _opt(0.0, "frozen+delta: L2 penalty on the delta, relative to the "
+                           "table's energy (sum |delta_i|^2 / sum |p_i|^2; 0: off)")
+    delta_bound: float | None = _opt(0.5, "frozen+delta: bound on each row's delta relative "
+                                     "to its frozen row, |delta_i| <= bound * |p_i| (none: no "
+                                     "bound)")
 
     # --- training ---
     loss: str = _opt("ce", "training loss", choices=LOSSES)
@@ -145,6 +156,8 @@ class Config:
         if self.name:
             return self.name
         norm = "+norm" if self.normalize_items else ""
+        if self.item_table != "free":
+            norm += f"+{self.item_table}"
         # The embedding source tells apart runs that differ only in it (minilm vs feat512).
         source = "" if self.init == "random" else f"-{Path(str(self.embeddings)).stem}"
         return f"{self.model}-{self.init}{norm}{source}"
@@ -170,6 +183,7 @@ class Config:
         if self.init != "random" and self.embeddings is None:
             raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings "
                              "or use init='random'")
+        self._validate_item_table()
         if not 0.0 <= self.cold_items < 1.0:
             raise ValueError(f"cold_items must be a fraction in [0, 1), got {self.cold_items}")
         if self.cold_items and self.cold_items_from:
@@ -180,6 +194,20 @@ class Config:
         if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, "
                              f"got {self.selection_metric!r}")
+
+    def _validate_item_table(self) -> None:
+        if self.item_table != "free" and self.init == "random":
+            raise ValueError(f"item_table={self.item_table!r} keeps the LLM rows, but "
+                             "init='random' (ID-only) has none: use item_table='free' or an "
+                             "LLM init (pca, recpca)")
+        for key in ("delta_l2", "delta_bound"):
+            v = getattr(self, key)
+            if v is None and key == "delta_bound":
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
+                    or v == float("inf"):
+                raise ValueError(f"{key} must be a finite number >= 0"
+                                 f"{' or none' if key == 'delta_bound' else ''}, got {v!r}")
 
     # ----- (de)serialisation ------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -205,6 +233,12 @@ class Config:
         """JSON of the fields that change the training trajectory (resume must match)."""
         skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
                 "mask_history", "eval_negatives", "eval_batch_size", "head_share"}
+        # The item-table fields enter only where they act, so runs and checkpoints made
+        # before they existed (all free tables) keep their fingerprint.
+        if self.item_table == "free":
+            skip |= {"item_table", "delta_l2", "delta_bound"}
+        elif self.item_table == "frozen":
+            skip |= {"delta_l2", "delta_bound"}
         return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
                           sort_keys=True)
 
@@ -227,7 +261,7 @@ def _flatten(d: dict) -> dict:
 
 _NULLABLE = {"embeddings", "kcore", "n_layers", "dropout", "attn_dropout", "graph_window",
              "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name",
-             "cold_items_from"}
+             "cold_items_from", "delta_bound"}
 
 
 def load_config_file(path) -> dict:

@@ -19,6 +19,7 @@ from ..data import Dataset, check_embeddings, load_dataset
 from ..data.sequences import LeaveOneOutSplit, Sequences, leave_one_out
 from ..graph.item_table import initial_item_table
 from ..train import Trainer, build_model, cpu_threads, resolve_device, seed_everything
+from ..train.item_tables import delta_stats
 from ..train.new_items import fit_aligned_map, to_checkpoint_values
 from .config import Config
 from .results import metrics_table, versions, write_json_atomic
@@ -174,7 +175,8 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     metrics = final_metrics(trainer, config)
     timings["final_eval_s"] = time.perf_counter() - t
     aligned_info = metrics_aligned = None
-    if item_table is not None and projection:
+    # A frozen table is trained in the projected space: no map to fit (train.new_items).
+    if item_table is not None and projection and config.item_table == "free":
         t = time.perf_counter()
         warm = np.ones(n_items, bool)
         if split.cold_items is not None:
@@ -221,6 +223,8 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
         "groups": group_summary(trainer, config),
         **({"metrics_aligned": metrics_aligned} if metrics_aligned is not None else {}),
         **({"aligned_map": aligned_info} if aligned_info is not None else {}),
+        **({"item_table": {"mode": config.item_table, **(delta_stats(trainer.model) or {})}}
+           if config.item_table != "free" else {}),
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,

@@ -15,6 +15,11 @@ Three methods (:data:`ROW_METHODS`):
 
 :func:`add_items` returns a checkpoint whose model has the new items appended (ids
 ``n_items .. n_items + k - 1``); every old item's row, and so its score, is unchanged.
+
+Models with a frozen item table (``item_table = "frozen"`` / ``"frozen+delta"``, see
+:mod:`.item_tables`) were trained in the projected space itself: a new item gets its
+projected row as its frozen row and a zero delta, and no map is fitted (``aligned`` is
+refused for them).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 
 from ..graph.item_table import apply_projection
 from .evaluation import group_metrics
+from .item_tables import item_table_mode
 
 ROW_METHODS = ("projection", "aligned", "random")
 #: Ridge strengths tried, relative to the mean diagonal of the centred Gram matrix.
@@ -77,6 +83,9 @@ def fit_aligned_map(trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 
     (lam_rel -> metric), ``n_holdout_targets``.
     """
     model = trainer.model
+    if item_table_mode(model) != "free":
+        raise ValueError("the aligned map is for free item tables: a frozen table is trained "
+                         "in the projected space, where new items use their projected rows")
     P = np.asarray(P, np.float64)
     n = P.shape[0]
     warm_ids = np.arange(n) if warm is None else np.flatnonzero(np.asarray(warm, bool))
@@ -233,9 +242,14 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
     is the mean bias of the old ones). Raises ``ValueError`` naming the problem first.
     """
     state = st["best_state"] or st["model"]
-    weight = state["item_emb.weight"]
     cfg = st["config"]
-    extra = weight.shape[0] - 1 - _n_items_of(st)
+    frozen = "item_emb.base" in state
+    if frozen and method == "aligned":
+        raise ValueError(f"this checkpoint's item table is {cfg.get('item_table')!r}: it was "
+                         "trained in the projected space, so new items take their projected "
+                         "rows; use method 'projection'")
+    weight = state["item_emb.base" if frozen else "item_emb.weight"]
+    extra = 0 if frozen else weight.shape[0] - 1 - _n_items_of(st)
     n = weight.shape[0] - 1 - extra
     items = checkpoint_items(st, n)
     if items["n_items"] != n:
@@ -257,8 +271,15 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
 
     def grow(sd):
         sd = dict(sd)
-        w = sd["item_emb.weight"]
-        sd["item_emb.weight"] = torch.cat([w[:n + 1], new_rows.to(w.device), w[n + 1:]])
+        if frozen:  # the new rows are frozen rows with a zero delta
+            w = sd["item_emb.base"]
+            sd["item_emb.base"] = torch.cat([w, new_rows.to(w.device)])
+            if "item_emb.delta" in sd:
+                d = sd["item_emb.delta"]
+                sd["item_emb.delta"] = torch.cat([d, d.new_zeros(k, d.shape[1])])
+        else:
+            w = sd["item_emb.weight"]
+            sd["item_emb.weight"] = torch.cat([w[:n + 1], new_rows.to(w.device), w[n + 1:]])
         if "bias" in sd and sd["bias"].shape[0] == n:
             b = sd["bias"]
             sd["bias"] = torch.cat([b, b.mean().expand(k).to(b.dtype)])
@@ -277,5 +298,8 @@ def _n_items_of(st: dict) -> int:
     items = st.get("items")
     if items and "n_items" in items:
         return int(items["n_items"])
-    w = (st["best_state"] or st["model"])["item_emb.weight"]
+    state = st["best_state"] or st["model"]
+    if "item_emb.base" in state:
+        return int(state["item_emb.base"].shape[0] - 1)
+    w = state["item_emb.weight"]
     return int(w.shape[0] - 1 - (1 if st["config"].get("model") == "bert4rec" else 0))

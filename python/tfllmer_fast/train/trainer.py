@@ -17,6 +17,7 @@ import torch
 from ..data.sequences import LeaveOneOutSplit
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .evaluation import EvalData, build_eval_data, evaluate, group_metrics
+from .item_tables import after_optimizer_step, item_table_mode, item_table_penalty
 from .losses import make_loss
 from .rows import build_prefixes, build_windows
 from .runtime import cpu_threads, generator_for, resolve_amp, resolve_device
@@ -94,8 +95,10 @@ class Trainer:
         # Cold rows get exactly zero gradients (never an input, a target or a scored
         # negative), so Adam leaves them where they are; weight decay would not, so their
         # values are put back after every step then.
+        # A frozen table's cold rows are a buffer plus a zero delta that decay keeps at zero.
         self._cold_rows = None
-        if cold is not None and len(cold) and getattr(config, "weight_decay", 0.0):
+        if (cold is not None and len(cold) and getattr(config, "weight_decay", 0.0)
+                and item_table_mode(model) == "free"):
             self._cold_rows = torch.as_tensor(np.asarray(cold) + 1, device=self.device)
         #: Extra entries of the checkpoint (e.g. the item projection; see experiment.run).
         self.extra_state: dict = {}
@@ -161,7 +164,8 @@ class Trainer:
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self, progress=None) -> float:
-        """One pass over every training window; returns the mean loss per prediction point."""
+        """One pass over every training window; returns the mean loss per prediction point
+        (the item table's penalty, when on, is optimised but not included)."""
         c, model = self.config, self.model
         model.train()
         n = self.windows.shape[0]
@@ -179,8 +183,10 @@ class Trainer:
                 else:
                     h, targets = model.training_pairs(batch, self.gen)
                 loss = self.loss_fn(model, h, targets, self.gen)
+                penalty = item_table_penalty(model)
+            objective = loss if penalty is None else loss + penalty
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(objective).backward()
             if c.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
@@ -188,6 +194,7 @@ class Trainer:
                 keep = model.item_emb.weight.detach()[self._cold_rows].clone()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            after_optimizer_step(model)
             if self._cold_rows is not None:
                 with torch.no_grad():
                     model.item_emb.weight[self._cold_rows] = keep

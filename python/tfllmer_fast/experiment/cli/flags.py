@@ -53,7 +53,7 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
     for f in fields(Config):
         if names is not None and f.name not in names:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flag = "--" + _flag_name(f)
         hint = _HINTS[f.name]
         is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
         args = typing.get_args(hint) if is_union else ()
@@ -77,6 +77,12 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
                            help=text, metavar=base.__name__.upper())
 
 
+def _flag_name(f) -> str:
+    """The flag of a Config field: its name with dashes, unless the field names another (one
+    that would clash with a command's own flag, e.g. ``train --item-table FILE``)."""
+    return f.metadata.get("flag") or f.name.replace("_", "-")
+
+
 def config_from_args(args, base: dict | None = None) -> Config:
     """Config from the defaults, ``--preset``, ``--config FILE``, then the flags given."""
     data = dict(base or {})
@@ -86,7 +92,7 @@ def config_from_args(args, base: dict | None = None) -> Config:
     if getattr(args, "config", None):
         data.update(_flatten(load_config_file(args.config)))
     for f in fields(Config):
-        v = getattr(args, f.name, _UNSET)
+        v = getattr(args, _flag_name(f).replace("-", "_"), _UNSET)
         if v is not _UNSET:
             data[f.name] = v
     return Config.from_dict(data)

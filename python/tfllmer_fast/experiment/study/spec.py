@@ -65,14 +65,22 @@ VARIANTS = {
     # geometry's own norms reach the backbone, as in an implementation that copies the
     # projected vectors verbatim.
     "llminit-raw": dict(init="pca", normalize_items=False, init_scale="none"),
+    # The LLM rows kept through training (train.item_tables): fixed, or fixed + a small delta.
+    "llminit-frozen": dict(init="pca", normalize_items=False, item_table="frozen"),
+    "llminit-delta": dict(init="pca", normalize_items=False, item_table="frozen+delta"),
     "pca+norm": dict(init="pca", normalize_items=True),
     "recpca": dict(init="recpca", normalize_items=False),
     "tfllmer": dict(init="recpca", normalize_items=True),
+    "tfllmer-frozen": dict(init="recpca", normalize_items=True, item_table="frozen"),
+    "tfllmer-delta": dict(init="recpca", normalize_items=True, item_table="frozen+delta"),
 }
 VARIANT_LABELS = {"id": "ID-only", "llminit": "LLMInit (PCA)",
                   "llminit-raw": "LLMInit, raw PCA scale", "pca+norm": "PCA + norm",
-                  "recpca": "Rec-PCA", "tfllmer": "TF-LLMER (Rec-PCA + norm)"}
-GRID_KEYS = ("lam", "graph_window", "temperature")
+                  "recpca": "Rec-PCA", "tfllmer": "TF-LLMER (Rec-PCA + norm)",
+                  "llminit-frozen": "LLMInit, frozen", "llminit-delta": "LLMInit, frozen + delta",
+                  "tfllmer-frozen": "TF-LLMER, frozen",
+                  "tfllmer-delta": "TF-LLMER, frozen + delta"}
+GRID_KEYS = ("lam", "graph_window", "temperature", "delta_bound", "delta_l2")
 
 
 def grid_keys_for(variant: str) -> tuple[str, ...]:
@@ -83,6 +91,8 @@ def grid_keys_for(variant: str) -> tuple[str, ...]:
         keys += ["lam", "graph_window"]
     if spec["normalize_items"]:
         keys.append("temperature")
+    if spec.get("item_table") == "frozen+delta":
+        keys += ["delta_bound", "delta_l2"]
     return tuple(keys)
 
 
@@ -165,7 +175,8 @@ def _check_grid(g: dict) -> dict:
 
 def setting_tag(setting: dict) -> str:
     """Folder-name tag of a grid point: ``lam0.5-wnone-tau1``; ``default`` when empty."""
-    short = {"lam": "lam", "graph_window": "w", "temperature": "tau"}
+    short = {"lam": "lam", "graph_window": "w", "temperature": "tau", "delta_bound": "db",
+             "delta_l2": "l2"}
     if not setting:
         return "default"
     return "-".join(f"{short[k]}{'none' if v is None else format(v, 'g')}"

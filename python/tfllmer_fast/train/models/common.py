@@ -84,6 +84,9 @@ class SequentialRecommender(nn.Module):
                              f"got {tuple(table.shape)}")
         if not torch.isfinite(table).all():
             raise ValueError("item table contains NaN or Inf")
+        if hasattr(self.item_emb, "set_item_rows"):  # a frozen table (train.item_tables)
+            self.item_emb.set_item_rows(table)
+            return
         self.item_emb.weight[1:self.n_items + 1] = table.to(self.item_emb.weight.device)
 
     def item_table(self) -> torch.Tensor:
