@@ -149,9 +149,16 @@ class StudySpec:
             datasets.append(DatasetSpec(name, overrides, ds_seeds, ds_grid))
         if not datasets:
             raise ValueError("the study has no [[dataset]]")
+        backbones = list(st.get("backbones", ["sasrec"]))
+        for ds in datasets:  # every variant x grid point, now: bad input fails before data loads
+            for v in variants:
+                for point in grid_points(ds, v):
+                    for b in backbones:
+                        Config.from_dict({**base, **ds.overrides, "model": b, **VARIANTS[v],
+                                          **point})
         if len({ds.name for ds in datasets}) != len(datasets):
             raise ValueError("dataset names must be unique")
-        return cls(backbones=list(st.get("backbones", ["sasrec"])), variants=variants,
+        return cls(backbones=backbones, variants=variants,
                    seeds=seeds, base=base, grid=grid, datasets=datasets,
                    title=str(st.get("title", "TF-LLMER study")))
 
