@@ -75,7 +75,7 @@ def test_free_is_the_default_and_leaves_the_model_and_fingerprint_alone():
     # runs and checkpoints made before the option existed keep their fingerprint
     assert not {"item_table", "delta_l2", "delta_bound"} & set(fp)
     assert "delta_bound" not in json.loads(cfg.replace(item_table="frozen").fingerprint())
-    assert json.loads(cfg.replace(item_table="frozen+delta").fingerprint())["delta_bound"] == 0.5
+    assert json.loads(cfg.replace(item_table="frozen+delta").fingerprint())["delta_bound"] == 0.25
     assert cfg.label == "sasrec-recpca+norm-minilm"
     assert cfg.replace(item_table="frozen").label == "sasrec-recpca+norm+frozen-minilm"
 

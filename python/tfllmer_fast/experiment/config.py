@@ -110,7 +110,7 @@ class Config:
                            flag="item-table-mode")
     delta_l2: float = _opt(0.0, "frozen+delta: L2 penalty on the delta, relative to the "
                            "table's energy (sum |delta_i|^2 / sum |p_i|^2; 0: off)")
-    delta_bound: float | None = _opt(0.5, "frozen+delta: bound on each row's delta relative "
+    delta_bound: float | None = _opt(0.25, "frozen+delta: bound on each row's delta relative "
                                      "to its frozen row, |delta_i| <= bound * |p_i| (none: no "
                                      "bound)")
 

@@ -19,7 +19,7 @@ Penalty and bound are relative, so they mean the same at any table scale
   energy as the table itself.
 * bound: after every optimiser step, ``||delta_i|| <= delta_bound * ||p_i||`` for every row
   (longer deltas are scaled back onto the bound). Below 1 a row's direction then turns by at
-  most ``asin(delta_bound)`` (30 degrees at 0.5) and its norm stays within ``1 +/- bound``
+  most ``asin(delta_bound)`` (14.5 degrees at 0.25) and its norm stays within ``1 +/- bound``
   of its frozen norm, which is what keeps frozen and new rows comparable under dot-product
   scoring.
 
