@@ -321,7 +321,7 @@ def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
         elif isinstance(s, (tuple, list)) and len(s) == 2:
             offsets = integer_array(s[0], f"shard {k}: offsets")
             items = integer_array(s[1], f"shard {k}: items")
-            sources.append(client.scatter((offsets, items), hash=False))
+            sources.append(client.scatter([(offsets, items)], hash=False)[0])
             labels.append(f"shard {k}")
         else:
             raise TypeError(f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}")
@@ -544,11 +544,8 @@ def _block_facts(Xb: np.ndarray, block: RowBlock, lo: int, n_threads: int):
 
     Xb = np.ascontiguousarray(Xb)
     norms = core.row_norms(Xb, n_threads)
-    deg = np.add.reduceat(block.data.astype(np.float64), block.indptr[:-1]) if block.nnz else None
-    deg_full = np.zeros(block.indptr.size - 1)
-    if deg is not None:
-        nonempty = np.diff(block.indptr) > 0
-        deg_full[nonempty] = deg[nonempty]
+    rows = sp.csr_array((block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items))
+    deg_full = np.asarray(rows.sum(axis=1, dtype=np.float64)).ravel()  # as laplacian.degrees sums them
     cols = np.unique(block.indices)
     hi = lo + Xb.shape[0]
     needed = cols[(cols < lo) | (cols >= hi)].astype(np.int64)
