@@ -32,8 +32,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=logging.CRITICAL)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.CRITICAL,
+    )
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -49,12 +54,18 @@ def random_users(rng, n_users, n_items, max_len=15):
 
 
 def split_users(offsets, items, cuts):
-    return [(offsets[a:b + 1] - offsets[a], items[offsets[a]:offsets[b]]) for a, b in zip(cuts[:-1], cuts[1:])]
+    return [
+        (offsets[a : b + 1] - offsets[a], items[offsets[a] : offsets[b]]) for a, b in zip(cuts[:-1], cuts[1:])
+    ]
 
 
 def assert_bitwise(a: sp.csr_array, b: sp.csr_array):
     assert a.shape == b.shape
-    assert a.indptr.dtype == b.indptr.dtype and a.indices.dtype == b.indices.dtype and a.data.dtype == b.data.dtype
+    assert (
+        a.indptr.dtype == b.indptr.dtype
+        and a.indices.dtype == b.indices.dtype
+        and a.data.dtype == b.data.dtype
+    )
     np.testing.assert_array_equal(a.indptr, b.indptr)
     np.testing.assert_array_equal(a.indices, b.indices)
     assert a.data.tobytes() == b.data.tobytes()
@@ -103,8 +114,9 @@ def test_partial_pickles_checked_and_read_only():
     reduce=st.sampled_from(["tree", "shuffle", "auto"]),
     n_row_blocks=st.sampled_from([None, 1, 2, 5]),
 )
-def test_bitwise_equal_to_single_process(client, seed, weighting, window, max_history, min_count, top_k, n_shards,
-                                         reduce, n_row_blocks):
+def test_bitwise_equal_to_single_process(
+    client, seed, weighting, window, max_history, min_count, top_k, n_shards, reduce, n_row_blocks
+):
     rng = np.random.default_rng(seed)
     n_items = int(rng.integers(5, 120))
     offsets, items = random_users(rng, int(rng.integers(1, 60)), n_items)
@@ -126,11 +138,14 @@ def test_shard_files_and_blocks(client, tmp_path):
     np.save(tmp_path / "b.offsets.npy", s[1][0])
     np.save(tmp_path / "b.items.npy", s[1][1])
     users = np.repeat(np.arange(60, 90), np.diff(s[2][0]))
-    pd.DataFrame({"user": users, "item": s[2][1], "time": np.arange(users.size)}).to_parquet(tmp_path / "c.parquet")
+    pd.DataFrame({"user": users, "item": s[2][1], "time": np.arange(users.size)}).to_parquet(
+        tmp_path / "c.parquet"
+    )
     paths = [tmp_path / "a.npz", str(tmp_path / "b"), tmp_path / "c.parquet"]
     ref = cooccurrence(offsets, items, 70, window=2, top_k=3)
-    blocks = tdask.cooccurrence(paths, 70, window=2, top_k=3, reduce="shuffle", n_row_blocks=4, client=client,
-                                return_blocks=True)
+    blocks = tdask.cooccurrence(
+        paths, 70, window=2, top_k=3, reduce="shuffle", n_row_blocks=4, client=client, return_blocks=True
+    )
     assert blocks.n_blocks == len(blocks.bounds) - 1 >= 2
     assert_bitwise(blocks.to_csr(), ref)
     assert blocks.nnz() == ref.nnz
@@ -154,7 +169,9 @@ def test_dask_dataframe_input_and_split_users(client):
     ddf = dd.from_pandas(df.set_index("user", drop=False).rename_axis(None).sort_index(), npartitions=3)
     got = tdask.cooccurrence(ddf, 40, window=3, client=client)
     assert_bitwise(got, cooccurrence(offsets, items, 40, window=3))
-    split = dd.from_pandas(pd.DataFrame({"user": users, "item": items, "time": times}), npartitions=4, sort=False)
+    split = dd.from_pandas(
+        pd.DataFrame({"user": users, "item": items, "time": times}), npartitions=4, sort=False
+    )
     if split.npartitions > 1:
         with pytest.raises(ValueError, match="appears in more than one shard"):
             tdask.cooccurrence(split, 40, window=3, client=client)
@@ -184,7 +201,9 @@ def test_input_never_changed_by_tasks(client):
     keep = (offsets.copy(), items.copy())
     [fut] = client.scatter([(offsets, items)], hash=False)  # one cached input, used by both calls
     a = tdask.cooccurrence([fut], 30, window=2, client=client)
-    b = tdask.cooccurrence([fut, fut], 30, weighting="binary", reduce="shuffle", n_row_blocks=3, client=client)
+    b = tdask.cooccurrence(
+        [fut, fut], 30, weighting="binary", reduce="shuffle", n_row_blocks=3, client=client
+    )
     back = fut.result()
     np.testing.assert_array_equal(back[0], keep[0])
     np.testing.assert_array_equal(back[1], keep[1])
@@ -208,11 +227,21 @@ def test_worker_killed_gives_identical_graph(client, tmp_path, stage, reduce):
     paths, offsets, items, n_items = _shard_files(tmp_path)
     fault_dir = tmp_path / "fault"
     fault_dir.mkdir()
-    got = tdask.cooccurrence(paths, n_items, window=3, weighting="inverse_distance", top_k=4, reduce=reduce,
-                             n_row_blocks=3 if reduce == "shuffle" else None, client=client,
-                             _fault={stage: str(fault_dir)})
+    got = tdask.cooccurrence(
+        paths,
+        n_items,
+        window=3,
+        weighting="inverse_distance",
+        top_k=4,
+        reduce=reduce,
+        n_row_blocks=3 if reduce == "shuffle" else None,
+        client=client,
+        _fault={stage: str(fault_dir)},
+    )
     assert (fault_dir / f"{stage}.killed").exists()  # a worker did die
-    assert_bitwise(got, cooccurrence(offsets, items, n_items, window=3, weighting="inverse_distance", top_k=4))
+    assert_bitwise(
+        got, cooccurrence(offsets, items, n_items, window=3, weighting="inverse_distance", top_k=4)
+    )
     client.wait_for_workers(2, timeout=60)
 
 
@@ -252,8 +281,9 @@ def test_recpca_gram_matches_single_process(client, lam, kind):
     A = cooccurrence(offsets, items, 150, window=3)
     X = rng.standard_normal((150, 12))
     M_ref, mu_ref = _single_process_m(X, A, lam, kind)
-    out = tdask.recpca_gram(da.from_array(X, chunks=(37, 6)), A, lam=lam, laplacian=kind, client=client,
-                            hub_fraction=0.5)
+    out = tdask.recpca_gram(
+        da.from_array(X, chunks=(37, 6)), A, lam=lam, laplacian=kind, client=client, hub_fraction=0.5
+    )
     assert np.linalg.norm(out["M"] - M_ref) <= 1e-12 * np.linalg.norm(M_ref)
     np.testing.assert_allclose(out["mean"], mu_ref, rtol=1e-12, atol=1e-15)
     assert out["n_hubs"] > 0  # the popular items are replicated, not sent block by block
@@ -268,8 +298,15 @@ def test_recpca_fit_on_graph_blocks_and_memmap(client, tmp_path):
     Xm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
     A = cooccurrence(offsets, items, 100, window=3)
     ref = RecPCA(4, lam=0.5, solver="gram").fit(X, A)
-    blocks = tdask.cooccurrence(split_users(offsets, items, [0, 150, 300]), 100, window=3, reduce="shuffle",
-                                n_row_blocks=3, client=client, return_blocks=True)
+    blocks = tdask.cooccurrence(
+        split_users(offsets, items, [0, 150, 300]),
+        100,
+        window=3,
+        reduce="shuffle",
+        n_row_blocks=3,
+        client=client,
+        return_blocks=True,
+    )
     for graph in (blocks, A):
         est = tdask.recpca_fit(Xm, graph, 4, lam=0.5, client=client)
         assert isinstance(est, RecPCA) and est.solver_ == "gram"

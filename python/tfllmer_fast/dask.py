@@ -52,10 +52,23 @@ except ImportError as e:  # pragma: no cover - the [dask] extra
     raise ImportError("tfllmer_fast.dask needs dask and distributed: pip install 'tfllmer_fast[dask]'") from e
 
 from ._validation import check_n_threads
-from .graph.cooccurrence import (_check_n_items, _check_weighting, check_index_dtype, check_min_count,
-                                 check_optional_positive_int, integer_array)
-from .graph.partial import (BYTES_PER_ENTRY, CoocOptionsKey, CoocPartial, RowBlock, assemble_blocks, check_bounds,
-                            top_k_filter, top_k_stats)
+from .graph.cooccurrence import (
+    _check_n_items,
+    _check_weighting,
+    check_index_dtype,
+    check_min_count,
+    check_optional_positive_int,
+    integer_array,
+)
+from .graph.partial import (
+    BYTES_PER_ENTRY,
+    CoocOptionsKey,
+    CoocPartial,
+    RowBlock,
+    assemble_blocks,
+    top_k_filter,
+    top_k_stats,
+)
 from .graph.shards import iter_shard
 
 __all__ = ["cooccurrence", "recpca_fit", "recpca_gram", "GraphBlocks", "plan_row_blocks"]
@@ -79,11 +92,18 @@ def _get_client(client):
 
 def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     """(bytes per worker, number of workers)."""
-    workers = client.scheduler_info(n_workers=-1)["workers"] if _accepts_n_workers(client) else \
-        client.scheduler_info()["workers"]
+    workers = (
+        client.scheduler_info(n_workers=-1)["workers"]
+        if _accepts_n_workers(client)
+        else client.scheduler_info()["workers"]
+    )
     n_workers = max(1, len(workers))
     if memory_limit is not None:
-        if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
+        if (
+            isinstance(memory_limit, bool)
+            or not isinstance(memory_limit, (int, np.integer))
+            or memory_limit < 1
+        ):
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         return int(memory_limit), n_workers
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
@@ -131,7 +151,9 @@ def _frame_chunk(df, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, items) of a pandas DataFrame of (user, item[, time]) rows, users whole."""
     missing = {"user", "item"} - set(df.columns)
     if missing:
-        raise ValueError(f"{label}: needs columns 'user' and 'item' (and optionally 'time'), missing {sorted(missing)}")
+        raise ValueError(
+            f"{label}: needs columns 'user' and 'item' (and optionally 'time'), missing {sorted(missing)}"
+        )
     users = np.asarray(df["user"].to_numpy())
     items = integer_array(np.asarray(df["item"].to_numpy()), f"{label}: column 'item'")
     if "time" in df.columns:
@@ -140,7 +162,9 @@ def _frame_chunk(df, label: str) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(users, kind="stable")  # keeps each user's rows in their given order
     users, items = users[order], items[order]
     starts = np.flatnonzero(users[1:] != users[:-1]) + 1 if users.size else np.zeros(0, np.int64)
-    offsets = np.concatenate([[0], starts, [users.size]]).astype(np.int64) if users.size else np.zeros(1, np.int64)
+    offsets = (
+        np.concatenate([[0], starts, [users.size]]).astype(np.int64) if users.size else np.zeros(1, np.int64)
+    )
     return offsets, items
 
 
@@ -151,17 +175,27 @@ def _chunks_of(source, label: str, max_interactions: int):
         return [_frame_chunk(source, label)]
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return [(source[0], source[1])]
-    raise TypeError(f"{label}: a shard is (offsets, items), a path or a pandas DataFrame, got {type(source).__name__}")
+    raise TypeError(
+        f"{label}: a shard is (offsets, items), a path or a pandas DataFrame, got {type(source).__name__}"
+    )
 
 
 def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_interactions: int, fault=None):
     try:
-        part = CoocPartial.count(_chunks_of(source, label, max_interactions), key.n_items, window=key.window,
-                                 weighting=key.weighting, max_history=key.max_history, n_threads=n_threads,
-                                 label=label)
+        part = CoocPartial.count(
+            _chunks_of(source, label, max_interactions),
+            key.n_items,
+            window=key.window,
+            weighting=key.weighting,
+            max_history=key.max_history,
+            n_threads=n_threads,
+            label=label,
+        )
     except MemoryError as e:
-        raise MemoryError(f"{label}: out of memory while counting this shard ({e}); split it into smaller "
-                          "shards (each shard's own graph must fit a worker)") from None
+        raise MemoryError(
+            f"{label}: out of memory while counting this shard ({e}); split it into smaller "
+            "shards (each shard's own graph must fit a worker)"
+        ) from None
     _maybe_fault(fault, "count")
     return part
 
@@ -169,10 +203,19 @@ def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_int
 def _summary_task(part: CoocPartial, bucket: int) -> dict:
     entries = part.row_entries()
     n_buckets = -(-part.n_items // bucket) if part.n_items else 0
-    hist = np.add.reduceat(entries, np.arange(0, part.n_items, bucket)) if part.n_items else np.zeros(0, np.int64)
+    hist = (
+        np.add.reduceat(entries, np.arange(0, part.n_items, bucket))
+        if part.n_items
+        else np.zeros(0, np.int64)
+    )
     assert hist.size == n_buckets
-    return {"nnz": part.nnz, "nbytes": part.nbytes, "hist": hist.astype(np.int64), "n_users": part.n_users,
-            "n_interactions": part.n_interactions}
+    return {
+        "nnz": part.nnz,
+        "nbytes": part.nbytes,
+        "hist": hist.astype(np.int64),
+        "n_users": part.n_users,
+        "n_interactions": part.n_interactions,
+    }
 
 
 def _users_task(source, label: str) -> np.ndarray:
@@ -205,7 +248,8 @@ def _disjoint_union(*parts):
         raise ValueError(
             f"user {users[k]!r} appears in more than one shard ({a[0] if len(a) == 1 else a} and "
             f"{b[0] if len(b) == 1 else b}): each user's interactions must lie in one shard or partition, "
-            "or pairs across the cut are lost; repartition by user first (e.g. ddf.shuffle('user'))")
+            "or pairs across the cut are lost; repartition by user first (e.g. ddf.shuffle('user'))"
+        )
     return labels, users
 
 
@@ -220,10 +264,22 @@ def _finish_whole_task(part: CoocPartial, min_count: float, top_k, n_threads: in
 
     try:
         indptr, indices, data = core.cooc_sums_finish(
-            part.indptr, part.cols, part.vals, part.n_items, 0, part.n_items, True, part.options.words,
-            min_count, top_k or 0, n_threads)
+            part.indptr,
+            part.cols,
+            part.vals,
+            part.n_items,
+            0,
+            part.n_items,
+            True,
+            part.options.words,
+            min_count,
+            top_k or 0,
+            n_threads,
+        )
     except MemoryError:
-        raise MemoryError("out of memory finishing the whole graph on one worker: use reduce='shuffle'") from None
+        raise MemoryError(
+            "out of memory finishing the whole graph on one worker: use reduce='shuffle'"
+        ) from None
     return RowBlock(0, part.n_items, indptr, indices, data)
 
 
@@ -289,7 +345,9 @@ class GraphBlocks:
     def to_csr(self, index_dtype=np.int64) -> sp.csr_array:
         """Gathers the blocks to the client as one csr_array."""
         client = _get_client(self.client)
-        return assemble_blocks(client.gather(self.blocks), self.n_items, index_dtype=check_index_dtype(index_dtype))
+        return assemble_blocks(
+            client.gather(self.blocks), self.n_items, index_dtype=check_index_dtype(index_dtype)
+        )
 
     def nnz(self) -> int:
         client = _get_client(self.client)
@@ -324,7 +382,9 @@ def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
             sources.append(client.scatter([(offsets, items)], hash=False)[0])
             labels.append(f"shard {k}")
         else:
-            raise TypeError(f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}")
+            raise TypeError(
+                f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}"
+            )
     return sources, labels, has_users
 
 
@@ -332,8 +392,10 @@ def _tree(client, futures: list, split_every: int, **kwargs):
     """Fixed-order tree of _merge_task over futures (consecutive groups)."""
     level = list(futures)
     while len(level) > 1:
-        level = [client.submit(_merge_task, *level[i:i + split_every], pure=False, **kwargs)
-                 for i in range(0, len(level), split_every)]
+        level = [
+            client.submit(_merge_task, *level[i : i + split_every], pure=False, **kwargs)
+            for i in range(0, len(level), split_every)
+        ]
     return level[0]
 
 
@@ -345,8 +407,9 @@ def _wait_or_raise(client, futures, what: str, memory_hint: str) -> None:
             exc = f.exception()
             client.cancel(futures)
             if type(exc).__name__ == "KilledWorker":
-                raise MemoryError(f"workers kept dying while {what} (most likely out of memory): {memory_hint}") \
-                    from exc
+                raise MemoryError(
+                    f"workers kept dying while {what} (most likely out of memory): {memory_hint}"
+                ) from exc
             raise exc
 
 
@@ -424,8 +487,12 @@ def cooccurrence(
         the message gives the ``n_row_blocks`` to use.
     """
     n_items = _check_n_items(n_items)
-    key = CoocOptionsKey(n_items, check_optional_positive_int(window, "window") or None,
-                         check_optional_positive_int(max_history, "max_history") or None, _check_weighting(weighting))
+    key = CoocOptionsKey(
+        n_items,
+        check_optional_positive_int(window, "window") or None,
+        check_optional_positive_int(max_history, "max_history") or None,
+        _check_weighting(weighting),
+    )
     min_count = check_min_count(min_count)
     top_k = check_optional_positive_int(top_k, "top_k") or None
     index_dtype = check_index_dtype(index_dtype)
@@ -450,19 +517,31 @@ def cooccurrence(
             pairs = [client.submit(_labelled, u, lab, pure=False) for u, lab in zip(users, labels)]
             level = pairs
             while len(level) > 1:
-                level = [client.submit(_disjoint_union, *level[i:i + split_every], pure=False)
-                         for i in range(0, len(level), split_every)]
+                level = [
+                    client.submit(_disjoint_union, *level[i : i + split_every], pure=False)
+                    for i in range(0, len(level), split_every)
+                ]
             _wait_or_raise(client, level, "checking user ids", "")
             del users, pairs, level
 
-        partials = [client.submit(_count_task, s, lab, key, n_threads, max_interactions, _fault, pure=False,
-                                  key=f"tfllmer-count-{uuid.uuid4().hex[:12]}-{k}")
-                    for k, (s, lab) in enumerate(zip(sources, labels))]
+        partials = [
+            client.submit(
+                _count_task,
+                s,
+                lab,
+                key,
+                n_threads,
+                max_interactions,
+                _fault,
+                pure=False,
+                key=f"tfllmer-count-{uuid.uuid4().hex[:12]}-{k}",
+            )
+            for k, (s, lab) in enumerate(zip(sources, labels))
+        ]
         futures_alive += partials
         bucket = max(1, -(-n_items // 65536))
         summaries = [client.submit(_summary_task, p, bucket, pure=False) for p in partials]
-        _wait_or_raise(client, summaries, "counting the shards",
-                       "split the input into more, smaller shards")
+        _wait_or_raise(client, summaries, "counting the shards", "split the input into more, smaller shards")
         summaries = client.gather(summaries)
 
         bpe = BYTES_PER_ENTRY[key.weighting]
@@ -474,8 +553,12 @@ def cooccurrence(
 
         def block_peak(bounds):
             # A block's pieces, their merge, the float32 rows and the top-k statistics of every row.
-            per_block = [hist[lo // bucket: -(-hi // bucket)].sum() for lo, hi in zip(bounds[:-1], bounds[1:])]
-            return max(per_block, default=0) * (2 * bpe + FINISHED_BYTES_PER_ENTRY) + 9 * n_items + 8 * n_items
+            per_block = [
+                hist[lo // bucket : -(-hi // bucket)].sum() for lo, hi in zip(bounds[:-1], bounds[1:])
+            ]
+            return (
+                max(per_block, default=0) * (2 * bpe + FINISHED_BYTES_PER_ENTRY) + 9 * n_items + 8 * n_items
+            )
 
         if reduce == "auto":
             reduce = "tree" if (n_row_blocks is None and tree_peak <= budget) else "shuffle"
@@ -484,7 +567,8 @@ def cooccurrence(
                 suggest = max(n_workers, math.ceil(tree_peak / budget))
                 raise MemoryError(
                     f"the unpruned graph needs about {_gib(tree_peak)} on one worker, more than its memory limit "
-                    f"{_gib(limit)}: use reduce='shuffle' with n_row_blocks >= {suggest}")
+                    f"{_gib(limit)}: use reduce='shuffle' with n_row_blocks >= {suggest}"
+                )
             root = _tree(client, partials, split_every, n_threads=n_threads)
             out = client.submit(_finish_whole_task, root, min_count, top_k, n_threads, pure=False)
             _wait_or_raise(client, [out], "finishing the graph", "use reduce='shuffle'")
@@ -507,15 +591,18 @@ def cooccurrence(
             raise MemoryError(
                 f"with n_row_blocks={n_row_blocks} the largest row block needs about {_gib(peak)}, more than a "
                 f"worker's memory limit {_gib(limit)}: use n_row_blocks >= {suggested_blocks()} (or workers "
-                "with more memory)")
+                "with more memory)"
+            )
         nb = len(bounds) - 1
         splits = [client.submit(_split_task, p, bounds, pure=False) for p in partials]
         pieces = [[client.submit(operator.getitem, s, b, pure=False) for s in splits] for b in range(nb)]
         del splits, partials
         futures_alive = [p for row in pieces for p in row]
         hint = f"use n_row_blocks >= {2 * nb}"
-        sums = [_tree(client, pieces[b], split_every, n_threads=n_threads, fault=_fault, stage="shuffle")
-                for b in range(nb)]
+        sums = [
+            _tree(client, pieces[b], split_every, n_threads=n_threads, fault=_fault, stage="shuffle")
+            for b in range(nb)
+        ]
         del pieces
         blocks = [client.submit(_finish_block_task, s, min_count, n_threads, pure=False) for s in sums]
         del sums
@@ -544,7 +631,9 @@ def _block_facts(Xb: np.ndarray, block: RowBlock, lo: int, n_threads: int):
 
     Xb = np.ascontiguousarray(Xb)
     norms = core.row_norms(Xb, n_threads)
-    rows = sp.csr_array((block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items))
+    rows = sp.csr_array(
+        (block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items)
+    )
     deg_full = np.asarray(rows.sum(axis=1, dtype=np.float64)).ravel()  # as laplacian.degrees sums them
     cols = np.unique(block.indices)
     hi = lo + Xb.shape[0]
@@ -553,8 +642,10 @@ def _block_facts(Xb: np.ndarray, block: RowBlock, lo: int, n_threads: int):
 
 
 def _graph_times_task(block: RowBlock, v: np.ndarray) -> np.ndarray:
-    G = sp.csr_array((block.data.astype(np.float64), block.indices, block.indptr),
-                     shape=(block.indptr.size - 1, block.n_items))
+    G = sp.csr_array(
+        (block.data.astype(np.float64), block.indices, block.indptr),
+        shape=(block.indptr.size - 1, block.n_items),
+    )
     return G @ v
 
 
@@ -566,8 +657,18 @@ def _concat_rows(*parts):
     return np.concatenate(parts, axis=0) if parts else None
 
 
-def _gram_task(Xb, block: RowBlock, lo: int, vec, lam: float, ids_list: list, rows_list: list, hub_ids, hub_rows,
-               n_threads: int):
+def _gram_task(
+    Xb,
+    block: RowBlock,
+    lo: int,
+    vec,
+    lam: float,
+    ids_list: list,
+    rows_list: list,
+    hub_ids,
+    hub_rows,
+    n_threads: int,
+):
     """(X_b^T (T' X)_b, X_b^T wa_b, X_b^T wm_b) in float64 for rows [lo, lo + len(X_b))."""
     import tfllmer_fast._core as core
 
@@ -579,24 +680,30 @@ def _gram_task(Xb, block: RowBlock, lo: int, vec, lam: float, ids_list: list, ro
     ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     order = np.argsort(ids_all, kind="stable")
     ext_ids = ids_all[order]
-    X_other = np.concatenate(mats, axis=0)[order].astype(Xb.dtype, copy=False) if ids_all.size else \
-        np.zeros((0, Xb.shape[1]), Xb.dtype)
+    X_other = (
+        np.concatenate(mats, axis=0)[order].astype(Xb.dtype, copy=False)
+        if ids_all.size
+        else np.zeros((0, Xb.shape[1]), Xb.dtype)
+    )
     X_ext = np.ascontiguousarray(np.concatenate([Xb, X_other], axis=0))
     cols = block.indices.astype(np.int64)
     inside = (cols >= lo) & (cols < lo + rows)
     local = np.where(inside, cols - lo, rows + np.searchsorted(ext_ids, cols))
-    if np.any(~inside) and not np.array_equal(ext_ids[np.clip(local[~inside] - rows, 0, max(ext_ids.size - 1, 0))],
-                                              cols[~inside]):
+    if np.any(~inside) and not np.array_equal(
+        ext_ids[np.clip(local[~inside] - rows, 0, max(ext_ids.size - 1, 0))], cols[~inside]
+    ):
         raise RuntimeError("Rec-PCA exchange plan is missing neighbour rows")
     n_ext = X_ext.shape[0]
     indptr = np.concatenate([block.indptr, np.full(n_ext - rows, block.indptr[-1], np.int64)])
-    t_ext = np.concatenate([t[lo:lo + rows], np.zeros(n_ext - rows)])
-    s_ext = np.concatenate([s[lo:lo + rows], s[ext_ids]])
-    Y = core.shifted_graph_matmat(X_ext, indptr, local.astype(np.int32), block.data, t_ext, s_ext, lam, n_threads)
+    t_ext = np.concatenate([t[lo : lo + rows], np.zeros(n_ext - rows)])
+    s_ext = np.concatenate([s[lo : lo + rows], s[ext_ids]])
+    Y = core.shifted_graph_matmat(
+        X_ext, indptr, local.astype(np.int32), block.data, t_ext, s_ext, lam, n_threads
+    )
     X64 = Xb.astype(np.float64, copy=False)
     G = X64.T @ Y[:rows].astype(np.float64, copy=False)
-    a = X64.T @ wa[lo:lo + rows] if wa is not None else None
-    mu = X64.T @ wm[lo:lo + rows] if wm is not None else None
+    a = X64.T @ wa[lo : lo + rows] if wa is not None else None
+    mu = X64.T @ wm[lo : lo + rows] if wm is not None else None
     return G, a, mu
 
 
@@ -640,8 +747,10 @@ def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
         while isinstance(base.base, np.memmap):
             base = base.base
         offset = X.offset + (X.__array_interface__["data"][0] - base.__array_interface__["data"][0])
-        futures = [client.submit(_read_memmap_rows, X.filename, X.dtype.str, X.shape, offset, lo, hi, pure=False)
-                   for lo, hi in zip(bounds[:-1], bounds[1:])]
+        futures = [
+            client.submit(_read_memmap_rows, X.filename, X.dtype.str, X.shape, offset, lo, hi, pure=False)
+            for lo, hi in zip(bounds[:-1], bounds[1:])
+        ]
         return futures, bounds, n, D, X.dtype
     arr = np.asarray(X)
     if arr.ndim != 2:
@@ -649,13 +758,26 @@ def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
     n, D = arr.shape
     if bounds is None:
         bounds = [int(x) for x in np.linspace(0, n, 2 * n_workers + 1).round()]
-    futures = [client.scatter(np.ascontiguousarray(arr[lo:hi]), hash=False) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    futures = [
+        client.scatter(np.ascontiguousarray(arr[lo:hi]), hash=False)
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
     return futures, bounds, n, D, arr.dtype
 
 
-def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", normalize: bool = True,
-                center: bool = True, n_threads: int = 1, hub_fraction: float = 0.5, split_every: int = 4,
-                client=None) -> dict:
+def recpca_gram(
+    X,
+    graph,
+    *,
+    lam: float = 0.5,
+    laplacian: str = "normalized",
+    normalize: bool = True,
+    center: bool = True,
+    n_threads: int = 1,
+    hub_fraction: float = 0.5,
+    split_every: int = 4,
+    client=None,
+) -> dict:
     """The centred D x D matrix M of Rec-PCA computed across the workers.
 
     Returns a dict with ``M`` (float64, symmetric), ``mean`` (mu), ``zero_rows`` and the
@@ -666,8 +788,12 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
 
     client = _get_client(client)
     check_kind(laplacian)
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not np.isfinite(lam) \
-            or lam < 0:
+    if (
+        isinstance(lam, bool)
+        or not isinstance(lam, (int, float, np.integer, np.floating))
+        or not np.isfinite(lam)
+        or lam < 0
+    ):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
     lam = float(lam)
     n_threads = check_n_threads(n_threads)
@@ -694,12 +820,14 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
         gblocks = []
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             a, b = int(indptr[lo]), int(indptr[hi])
-            rb = RowBlock(lo, n, indptr[lo:hi + 1] - a, G.indices[a:b].astype(np.int32), G.data[a:b])
+            rb = RowBlock(lo, n, indptr[lo : hi + 1] - a, G.indices[a:b].astype(np.int32), G.data[a:b])
             gblocks.append(client.scatter(rb, hash=False))
     nb = len(bounds) - 1
 
-    facts = [client.submit(_block_facts, x, g, lo, n_threads, pure=False)
-             for x, g, lo in zip(xfut, gblocks, bounds[:-1])]
+    facts = [
+        client.submit(_block_facts, x, g, lo, n_threads, pure=False)
+        for x, g, lo in zip(xfut, gblocks, bounds[:-1])
+    ]
     facts = client.gather(facts)
     norms = np.concatenate([f[0] for f in facts])
     deg = np.concatenate([f[1] for f in facts])
@@ -721,7 +849,9 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
     t, s = t0 * r * r, s0 * r
     if center:
         s0_f = client.scatter(s0, broadcast=True, hash=False)
-        Gs = np.concatenate(client.gather([client.submit(_graph_times_task, g, s0_f, pure=False) for g in gblocks]))
+        Gs = np.concatenate(
+            client.gather([client.submit(_graph_times_task, g, s0_f, pure=False) for g in gblocks])
+        )
         u = t0 + lam * s0 * Gs
         wa, wm, c = r * u, r / n, float(u.sum())
     else:
@@ -740,8 +870,11 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
         if ids.size:
             hub_parts.append(client.submit(_take_rows, xfut[c_], ids - lo, pure=False))
             hub_ids.append(ids)
-    hub_rows = client.submit(_concat_rows, *hub_parts, pure=False) if hub_parts else \
-        client.scatter(np.zeros((0, D), dtype), hash=False)
+    hub_rows = (
+        client.submit(_concat_rows, *hub_parts, pure=False)
+        if hub_parts
+        else client.scatter(np.zeros((0, D), dtype), hash=False)
+    )
     hub_ids = np.concatenate(hub_ids) if hub_ids else np.zeros(0, np.int64)
     if nb > 1 and hub_parts:
         client.replicate([hub_rows])
@@ -762,12 +895,28 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
                 ids_list.append(ids)
                 rows_list.append(client.submit(_take_rows, xfut[c_], ids - clo, pure=False))
                 rows_sent += ids.size
-        grams.append(client.submit(_gram_task, xfut[b], gblocks[b], lo, vec, lam, ids_list, rows_list, hub_ids,
-                                   hub_rows, n_threads, pure=False))
+        grams.append(
+            client.submit(
+                _gram_task,
+                xfut[b],
+                gblocks[b],
+                lo,
+                vec,
+                lam,
+                ids_list,
+                rows_list,
+                hub_ids,
+                hub_rows,
+                n_threads,
+                pure=False,
+            )
+        )
     level = grams
     while len(level) > 1:
-        level = [client.submit(_sum_task, *level[i:i + split_every], pure=False)
-                 for i in range(0, len(level), split_every)]
+        level = [
+            client.submit(_sum_task, *level[i : i + split_every], pure=False)
+            for i in range(0, len(level), split_every)
+        ]
     Gm, a, mu = level[0].result()
     if center:
         M = Gm - np.outer(a, mu) - np.outer(mu, a) + c * np.outer(mu, mu)
@@ -775,14 +924,35 @@ def recpca_gram(X, graph, *, lam: float = 0.5, laplacian: str = "normalized", no
         M = Gm
         mu = np.zeros(D)
     M = 0.5 * (M + M.T)
-    return {"M": M, "mean": mu, "zero_rows": zero_rows, "n_hubs": int(hubs.size), "rows_sent": int(rows_sent),
-            "bounds": bounds}
+    return {
+        "M": M,
+        "mean": mu,
+        "zero_rows": zero_rows,
+        "n_hubs": int(hubs.size),
+        "rows_sent": int(rows_sent),
+        "bounds": bounds,
+    }
 
 
-def recpca_fit(X, graph, n_components: int, *, lam: float = 0.5, laplacian: str = "normalized",
-               normalize: bool = True, center: bool = True, tol: float = 1e-10, max_iter: int = 1000,
-               ncv: int | None = None, random_state=None, normalize_output: bool = False, n_threads: int = 1,
-               hub_fraction: float = 0.5, split_every: int = 4, client=None):
+def recpca_fit(
+    X,
+    graph,
+    n_components: int,
+    *,
+    lam: float = 0.5,
+    laplacian: str = "normalized",
+    normalize: bool = True,
+    center: bool = True,
+    tol: float = 1e-10,
+    max_iter: int = 1000,
+    ncv: int | None = None,
+    random_state=None,
+    normalize_output: bool = False,
+    n_threads: int = 1,
+    hub_fraction: float = 0.5,
+    split_every: int = 4,
+    client=None,
+):
     """Fit :class:`tfllmer_fast.RecPCA` with the Gram pass spread over the workers.
 
     ``X``: a dask array chunked by rows (any column chunking is undone), a ``numpy.memmap``
@@ -792,25 +962,50 @@ def recpca_fit(X, graph, n_components: int, *, lam: float = 0.5, laplacian: str 
     The other options are RecPCA's; the result is a fitted ``RecPCA`` (``solver_ = "gram"``)
     whose M agrees with the single-process one to rounding (float64 X: about 1e-15 relative).
     """
-    from .graph.recpca import RecPCA, RecPCAConvergenceError, default_ncv, use_dense_eig
     import tfllmer_fast._core as core
 
-    est = RecPCA(n_components, lam=lam, laplacian=laplacian, normalize=normalize, center=center, solver="gram",
-                 tol=tol, max_iter=max_iter, ncv=ncv, n_threads=n_threads, random_state=random_state,
-                 normalize_output=normalize_output)
+    from .graph.recpca import RecPCA, RecPCAConvergenceError, default_ncv, use_dense_eig
+
+    est = RecPCA(
+        n_components,
+        lam=lam,
+        laplacian=laplacian,
+        normalize=normalize,
+        center=center,
+        solver="gram",
+        tol=tol,
+        max_iter=max_iter,
+        ncv=ncv,
+        n_threads=n_threads,
+        random_state=random_state,
+        normalize_output=normalize_output,
+    )
     shape = X.shape
     if len(shape) != 2:
         raise ValueError(f"X must be 2-D, got shape {shape}")
     d, lam_f, ncv_v = est._check_params(int(shape[0]), int(shape[1]))
-    res_m = recpca_gram(X, graph, lam=lam_f, laplacian=laplacian, normalize=normalize, center=center,
-                        n_threads=n_threads, hub_fraction=hub_fraction, split_every=split_every, client=client)
+    res_m = recpca_gram(
+        X,
+        graph,
+        lam=lam_f,
+        laplacian=laplacian,
+        normalize=normalize,
+        center=center,
+        n_threads=n_threads,
+        hub_fraction=hub_fraction,
+        split_every=split_every,
+        client=client,
+    )
     D = int(shape[1])
     dense = use_dense_eig(d, D, ncv_v if ncv is not None else default_ncv(d, D))
     init = None if random_state is None else np.random.default_rng(random_state).standard_normal(D)
-    res = core.recpca_eig(res_m["M"], d, ncv_v, int(max_iter), float(tol), init, bool(dense), check_n_threads(n_threads))
+    res = core.recpca_eig(
+        res_m["M"], d, ncv_v, int(max_iter), float(tol), init, bool(dense), check_n_threads(n_threads)
+    )
     if not res["converged"]:
         raise RecPCAConvergenceError(
             f"RecPCA found only {res['nconv']} of {d} eigenvectors after {res['n_iter']} restarts: raise max_iter, "
-            "loosen tol or enlarge ncv")
+            "loosen tol or enlarge ncv"
+        )
     res["mean"] = res_m["mean"]
     return est._set_fitted(res, d, lam_f, res_m["zero_rows"], "gram", dense, D)

@@ -31,11 +31,16 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._validation import check_n_threads
-from .cooccurrence import (CooccurrenceCounter, _as_chunk, _check_n_items, _check_weighting,
-                           check_min_count, check_optional_positive_int)
+from .cooccurrence import (
+    CooccurrenceCounter,
+    _as_chunk,
+    _check_n_items,
+    _check_weighting,
+    check_min_count,
+    check_optional_positive_int,
+)
 
-__all__ = ["CoocPartial", "RowBlock", "top_k_stats", "top_k_filter", "assemble_blocks",
-           "BYTES_PER_ENTRY"]
+__all__ = ["CoocPartial", "RowBlock", "top_k_stats", "top_k_filter", "assemble_blocks", "BYTES_PER_ENTRY"]
 
 # Bytes per stored entry of exact sums: int32 column + uint64 count, or + 128-bit fixed point.
 BYTES_PER_ENTRY = {"count": 12, "binary": 12, "inverse_distance": 20}
@@ -90,7 +95,9 @@ class CoocPartial:
             raise ValueError(f"rows [{self.row_begin}, {self.row_end}) outside [0, {self.options.n_items})")
         indptr = np.asarray(self.indptr)
         if indptr.dtype != np.int64 or indptr.shape != (rows + 1,):
-            raise ValueError(f"indptr must be int64 with {rows + 1} entries, got {indptr.dtype} {indptr.shape}")
+            raise ValueError(
+                f"indptr must be int64 with {rows + 1} entries, got {indptr.dtype} {indptr.shape}"
+            )
         nnz = int(indptr[-1])
         if self.cols.dtype != np.int32 or self.cols.shape != (nnz,):
             raise ValueError("cols must be int32 with indptr[-1] entries")
@@ -101,8 +108,21 @@ class CoocPartial:
 
     def __reduce__(self):
         # Through the constructor: an unpickled partial is checked and read-only again.
-        return (CoocPartial, (self.options, self.row_begin, self.row_end, self.upper, self.indptr, self.cols,
-                              self.vals, self.n_users, self.n_interactions, self.meta))
+        return (
+            CoocPartial,
+            (
+                self.options,
+                self.row_begin,
+                self.row_end,
+                self.upper,
+                self.indptr,
+                self.cols,
+                self.vals,
+                self.n_users,
+                self.n_interactions,
+                self.meta,
+            ),
+        )
 
     # ------------------------------------------------------------------ facts
     @property
@@ -123,20 +143,32 @@ class CoocPartial:
 
     def __repr__(self) -> str:
         kind = "upper" if self.upper else "full rows"
-        return (f"CoocPartial(rows=[{self.row_begin}, {self.row_end}) of {self.n_items}, {kind}, "
-                f"nnz={self.nnz}, weighting={self.options.weighting!r}, n_users={self.n_users})")
+        return (
+            f"CoocPartial(rows=[{self.row_begin}, {self.row_end}) of {self.n_items}, {kind}, "
+            f"nnz={self.nnz}, weighting={self.options.weighting!r}, n_users={self.n_users})"
+        )
 
     # ------------------------------------------------------------- builders
     @classmethod
-    def count(cls, chunks, n_items: int, *, window=None, weighting: str = "count", max_history=None,
-              n_threads: int | None = 1, label: str | None = None) -> "CoocPartial":
+    def count(
+        cls,
+        chunks,
+        n_items: int,
+        *,
+        window=None,
+        weighting: str = "count",
+        max_history=None,
+        n_threads: int | None = 1,
+        label: str | None = None,
+    ) -> CoocPartial:
         """Upper-triangle partial of users given as ``(offsets, items)`` or an iterable of such
         chunks (each chunk of whole users; a user never split across chunks).
 
         Errors in a chunk are re-raised with ``label`` (e.g. the shard's name) in the message.
         """
-        counter = CooccurrenceCounter(n_items, window=window, weighting=weighting,
-                                      max_history=max_history, n_threads=n_threads)
+        counter = CooccurrenceCounter(
+            n_items, window=window, weighting=weighting, max_history=max_history, n_threads=n_threads
+        )
         if isinstance(chunks, tuple) and len(chunks) == 2 and not isinstance(chunks[0], tuple):
             chunks = [chunks]
         for chunk in chunks:
@@ -151,7 +183,7 @@ class CoocPartial:
         return cls.from_counter(counter)
 
     @classmethod
-    def from_counter(cls, counter: CooccurrenceCounter) -> "CoocPartial":
+    def from_counter(cls, counter: CooccurrenceCounter) -> CoocPartial:
         """Moves the counter's sums into a partial (the counter is left with no pairs)."""
         key = CoocOptionsKey(counter.n_items, counter.window, counter.max_history, counter.weighting)
         with counter._lock:
@@ -161,15 +193,23 @@ class CoocPartial:
         return cls(key, 0, key.n_items, True, indptr, cols, vals, users, seen)
 
     @classmethod
-    def empty(cls, options: CoocOptionsKey, row_begin: int = 0, row_end: int | None = None,
-              upper: bool = True) -> "CoocPartial":
+    def empty(
+        cls, options: CoocOptionsKey, row_begin: int = 0, row_end: int | None = None, upper: bool = True
+    ) -> CoocPartial:
         row_end = options.n_items if row_end is None else row_end
-        return cls(options, row_begin, row_end, upper, np.zeros(row_end - row_begin + 1, np.int64),
-                   np.zeros(0, np.int32), np.zeros(0, np.uint64))
+        return cls(
+            options,
+            row_begin,
+            row_end,
+            upper,
+            np.zeros(row_end - row_begin + 1, np.int64),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.uint64),
+        )
 
     # ----------------------------------------------------------- operations
     @staticmethod
-    def check_compatible(parts: Sequence["CoocPartial"]) -> None:
+    def check_compatible(parts: Sequence[CoocPartial]) -> None:
         """ValueError unless the partials share options, rows and triangle."""
         if not parts:
             raise ValueError("no partials to merge")
@@ -178,16 +218,19 @@ class CoocPartial:
             if not isinstance(p, CoocPartial):
                 raise TypeError(f"partial {k} is a {type(p).__name__}, not a CoocPartial")
             if p.options != first.options:
-                raise ValueError(f"cannot merge partials counted with different options: {first.options} "
-                                 f"vs {p.options} (partial {k})")
+                raise ValueError(
+                    f"cannot merge partials counted with different options: {first.options} "
+                    f"vs {p.options} (partial {k})"
+                )
             if (p.row_begin, p.row_end, p.upper) != (first.row_begin, first.row_end, first.upper):
                 raise ValueError(
                     f"cannot merge partials of different rows: [{first.row_begin}, {first.row_end}) "
                     f"{'upper' if first.upper else 'full'} vs [{p.row_begin}, {p.row_end}) "
-                    f"{'upper' if p.upper else 'full'} (partial {k})")
+                    f"{'upper' if p.upper else 'full'} (partial {k})"
+                )
 
     @classmethod
-    def merge(cls, parts: Sequence["CoocPartial"], n_threads: int | None = 1) -> "CoocPartial":
+    def merge(cls, parts: Sequence[CoocPartial], n_threads: int | None = 1) -> CoocPartial:
         """Exact entry-wise sum: the same in any order and grouping."""
         parts = list(parts)
         cls.check_compatible(parts)
@@ -199,40 +242,61 @@ class CoocPartial:
             src = nonempty[0] if nonempty else first
             return cls(first.options, first.row_begin, first.row_end, first.upper, *src._args(), users, seen)
         indptr, cols, vals = _core.cooc_sums_merge(
-            [p._args() for p in nonempty], first.n_items, first.row_begin, first.row_end, first.upper,
-            first.options.words, check_n_threads(n_threads))
-        return cls(first.options, first.row_begin, first.row_end, first.upper, indptr, cols, vals, users, seen)
+            [p._args() for p in nonempty],
+            first.n_items,
+            first.row_begin,
+            first.row_end,
+            first.upper,
+            first.options.words,
+            check_n_threads(n_threads),
+        )
+        return cls(
+            first.options, first.row_begin, first.row_end, first.upper, indptr, cols, vals, users, seen
+        )
 
-    def rows(self, begin: int, end: int) -> "CoocPartial":
+    def rows(self, begin: int, end: int) -> CoocPartial:
         """Rows ``[begin, end)`` (global ids) of this partial."""
         if not self.row_begin <= begin <= end <= self.row_end:
-            raise ValueError(f"rows [{begin}, {end}) outside this partial's [{self.row_begin}, {self.row_end})")
+            raise ValueError(
+                f"rows [{begin}, {end}) outside this partial's [{self.row_begin}, {self.row_end})"
+            )
         a, b = begin - self.row_begin, end - self.row_begin
         lo, hi = int(self.indptr[a]), int(self.indptr[b])
         w = self.options.words
-        return CoocPartial(self.options, begin, end, self.upper, self.indptr[a:b + 1] - lo, self.cols[lo:hi],
-                           self.vals[lo * w:hi * w])
+        return CoocPartial(
+            self.options,
+            begin,
+            end,
+            self.upper,
+            self.indptr[a : b + 1] - lo,
+            self.cols[lo:hi],
+            self.vals[lo * w : hi * w],
+        )
 
-    def mirror_split(self, bounds: Sequence[int]) -> list["CoocPartial"]:
+    def mirror_split(self, bounds: Sequence[int]) -> list[CoocPartial]:
         """Full rows (both triangles) of each block ``[bounds[b], bounds[b + 1])`` that this
         upper-triangle partial contributes to. ``bounds`` rise from 0 to ``n_items``."""
         if not self.upper:
             raise ValueError("mirror_split needs an upper-triangle partial")
         bounds = check_bounds(bounds, self.n_items)
-        pieces = _core.cooc_sums_mirror_split(*self._args(), self.n_items, self.row_begin, self.row_end,
-                                              self.options.words, bounds, 1)
-        return [CoocPartial(self.options, int(bounds[b]), int(bounds[b + 1]), False, *p)
-                for b, p in enumerate(pieces)]
+        pieces = _core.cooc_sums_mirror_split(
+            *self._args(), self.n_items, self.row_begin, self.row_end, self.options.words, bounds, 1
+        )
+        return [
+            CoocPartial(self.options, int(bounds[b]), int(bounds[b + 1]), False, *p)
+            for b, p in enumerate(pieces)
+        ]
 
     def row_entries(self) -> np.ndarray:
         """Entries per row of the full symmetric graph these sums contribute to (int64, n_items)."""
         counts = np.bincount(self.cols, minlength=self.n_items).astype(np.int64)
         own = np.diff(self.indptr)
-        counts[self.row_begin:self.row_end] += own
+        counts[self.row_begin : self.row_end] += own
         return counts
 
-    def finish(self, min_count: float = 1, top_k: int | None = None, n_threads: int | None = 1,
-               index_dtype=np.int64):
+    def finish(
+        self, min_count: float = 1, top_k: int | None = None, n_threads: int | None = 1, index_dtype=np.int64
+    ):
         """Float32 result.
 
         An upper-triangle partial over every row gives the whole graph as a ``csr_array``
@@ -245,15 +309,35 @@ class CoocPartial:
         n_threads = check_n_threads(n_threads)
         if self.upper:
             if (self.row_begin, self.row_end) != (0, self.n_items):
-                raise ValueError("an upper-triangle partial finishes only when it holds every row: "
-                                 "mirror_split it into row blocks first")
-            indptr, indices, data = _core.cooc_sums_finish(*self._args(), self.n_items, 0, self.n_items, True,
-                                                           self.options.words, min_count, top_k, n_threads)
+                raise ValueError(
+                    "an upper-triangle partial finishes only when it holds every row: "
+                    "mirror_split it into row blocks first"
+                )
+            indptr, indices, data = _core.cooc_sums_finish(
+                *self._args(),
+                self.n_items,
+                0,
+                self.n_items,
+                True,
+                self.options.words,
+                min_count,
+                top_k,
+                n_threads,
+            )
             return RowBlock(0, self.n_items, indptr, indices, data).to_csr(index_dtype)
         if top_k:
             raise ValueError("finish a row block with top_k=None, then apply top_k_stats/top_k_filter")
-        indptr, indices, data = _core.cooc_sums_finish(*self._args(), self.n_items, self.row_begin, self.row_end,
-                                                       False, self.options.words, min_count, 0, n_threads)
+        indptr, indices, data = _core.cooc_sums_finish(
+            *self._args(),
+            self.n_items,
+            self.row_begin,
+            self.row_end,
+            False,
+            self.options.words,
+            min_count,
+            0,
+            n_threads,
+        )
         return RowBlock(self.row_begin, self.n_items, indptr, indices, data)
 
 
@@ -281,8 +365,13 @@ class RowBlock:
 
     def to_csr(self, index_dtype=np.int64) -> sp.csr_array:
         """The rows as a ``(rows, n_items)`` csr_array (the whole graph when it holds every row)."""
-        return assemble_blocks([self], self.n_items, index_dtype=index_dtype, n_rows=self.row_end - self.row_begin,
-                               row_begin=self.row_begin)
+        return assemble_blocks(
+            [self],
+            self.n_items,
+            index_dtype=index_dtype,
+            n_rows=self.row_end - self.row_begin,
+            row_begin=self.row_begin,
+        )
 
 
 def check_bounds(bounds, n_items: int) -> list[int]:
@@ -304,13 +393,20 @@ def top_k_filter(block: RowBlock, stats: tuple[np.ndarray, np.ndarray, np.ndarra
     """A block's rows kept by the symmetric top-k rule; ``stats`` cover every row of the graph
     (the blocks' :func:`top_k_stats` concatenated in row order)."""
     capped, kth_w, kth_col = stats
-    indptr, indices, data = _core.cooc_top_k_filter(block.indptr, block.indices, block.data, block.row_begin,
-                                                    capped, kth_w, kth_col, 1)
+    indptr, indices, data = _core.cooc_top_k_filter(
+        block.indptr, block.indices, block.data, block.row_begin, capped, kth_w, kth_col, 1
+    )
     return RowBlock(block.row_begin, block.n_items, indptr, indices, data)
 
 
-def assemble_blocks(blocks: Iterable[RowBlock], n_items: int, *, index_dtype=np.int64, n_rows: int | None = None,
-                    row_begin: int = 0) -> sp.csr_array:
+def assemble_blocks(
+    blocks: Iterable[RowBlock],
+    n_items: int,
+    *,
+    index_dtype=np.int64,
+    n_rows: int | None = None,
+    row_begin: int = 0,
+) -> sp.csr_array:
     """Row blocks (in row order, contiguous) as one csr_array."""
     blocks = list(blocks)
     index_dtype = np.dtype(index_dtype)
@@ -318,7 +414,9 @@ def assemble_blocks(blocks: Iterable[RowBlock], n_items: int, *, index_dtype=np.
     at = row_begin
     for b in blocks:
         if b.row_begin != at:
-            raise ValueError(f"row blocks must be contiguous and in order: expected row {at}, got {b.row_begin}")
+            raise ValueError(
+                f"row blocks must be contiguous and in order: expected row {at}, got {b.row_begin}"
+            )
         at = b.row_end
     if at != row_begin + n_rows:
         raise ValueError(f"the row blocks cover rows up to {at}, not {row_begin + n_rows}")
@@ -332,9 +430,9 @@ def assemble_blocks(blocks: Iterable[RowBlock], n_items: int, *, index_dtype=np.
     r = e = 0
     for b in blocks:
         rows = b.row_end - b.row_begin
-        indptr[r + 1:r + rows + 1] = b.indptr[1:] + e
-        indices[e:e + b.nnz] = b.indices
-        data[e:e + b.nnz] = b.data
+        indptr[r + 1 : r + rows + 1] = b.indptr[1:] + e
+        indices[e : e + b.nnz] = b.indices
+        data[e : e + b.nnz] = b.data
         r += rows
         e += b.nnz
     graph = sp.csr_array((data, indices, indptr), shape=(n_rows, n_items), copy=False)

@@ -13,7 +13,6 @@ indefinite once ``lam`` passes 1/2 with the normalised Laplacian). The work is d
 from __future__ import annotations
 
 import numbers
-
 import warnings
 
 import numpy as np
@@ -240,7 +239,7 @@ class RecPCA:
         return solver, (solver == "gram" and costs["dense_eig"])
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, graph) -> "RecPCA":
+    def fit(self, X, graph) -> RecPCA:
         """Fit on embeddings ``X`` (n x D) and the co-occurrence graph (n x n, item i = row i).
 
         ``graph=None`` is allowed with ``lam=0``: plain PCA (with this estimator's row
@@ -280,7 +279,7 @@ class RecPCA:
             )
         return self._set_fitted(res, d, lam, zero_rows, solver, dense, dim)
 
-    def _set_fitted(self, res: dict, d: int, lam: float, zero_rows, solver: str, dense: bool, dim: int) -> "RecPCA":
+    def _set_fitted(self, res: dict, d: int, lam: float, zero_rows, solver: str, dense: bool, dim: int) -> RecPCA:
         """Fitted attributes from an eigensolver result (also used by tfllmer_fast.dask)."""
         # Fitted attributes are set only now: a failed fit leaves the estimator as it was.
         self.zero_rows_ = zero_rows
