@@ -22,12 +22,6 @@ from tfllmer_fast.graph.laplacian import check_graph, csr_parts  # noqa: E402
 from tfllmer_fast.graph.partial import CoocPartial  # noqa: E402
 from tfllmer_fast.graph.recpca import RecPCA, gram_problem  # noqa: E402
 
-pytestmark = [
-    # distributed's own noise when workers are killed on purpose or the cluster shuts down.
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore:.*Restarting worker.*:UserWarning"),
-    pytest.mark.filterwarnings("ignore:.*Sending large graph.*:UserWarning"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -169,12 +163,22 @@ def test_dask_dataframe_input_and_split_users(client):
     ddf = dd.from_pandas(df.set_index("user", drop=False).rename_axis(None).sort_index(), npartitions=3)
     got = tdask.cooccurrence(ddf, 40, window=3, client=client)
     assert_bitwise(got, cooccurrence(offsets, items, 40, window=3))
-    split = dd.from_pandas(
-        pd.DataFrame({"user": users, "item": items, "time": times}), npartitions=4, sort=False
-    )
-    if split.npartitions > 1:
-        with pytest.raises(ValueError, match="appears in more than one shard"):
-            tdask.cooccurrence(split, 40, window=3, client=client)
+    # Rows in random order: every user's rows are spread over the partitions.
+    shuffled = pd.DataFrame({"user": users, "item": items, "time": times}).sample(frac=1, random_state=1)
+    split = dd.from_pandas(shuffled, npartitions=4, sort=False)
+    with pytest.raises(ValueError, match="appears in more than one shard"):
+        tdask.cooccurrence(split, 40, window=3, client=client)
+
+
+@pytest.mark.parametrize("weighting", ["count", "inverse_distance", "binary"])
+@pytest.mark.parametrize("reduce,n_row_blocks", [("tree", None), ("shuffle", 3)])
+def test_every_weighting_and_reduce(client, weighting, reduce, n_row_blocks):
+    rng = np.random.default_rng(11)
+    offsets, items = random_users(rng, 80, 60)
+    shards = split_users(offsets, items, [0, 20, 50, 80])
+    opts = dict(window=2, weighting=weighting, min_count=0, top_k=3)
+    got = tdask.cooccurrence(shards, 60, reduce=reduce, n_row_blocks=n_row_blocks, client=client, **opts)
+    assert_bitwise(got, cooccurrence(offsets, items, 60, **opts))
 
 
 # ---------------------------------------------------------------------------------------
