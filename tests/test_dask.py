@@ -23,7 +23,6 @@ from tfllmer_fast.graph.partial import CoocPartial  # noqa: E402
 from tfllmer_fast.graph.recpca import RecPCA, gram_problem  # noqa: E402
 
 
-
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
