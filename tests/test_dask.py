@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
 
@@ -254,6 +255,25 @@ def test_memory_plan_names_the_block_count(client):
         tdask.cooccurrence(shards, 80, reduce="shuffle", n_row_blocks=1, memory_limit=4096, client=client)
     with pytest.raises(MemoryError, match=r"reduce='shuffle' with n_row_blocks >= \d+"):
         tdask.cooccurrence(shards, 80, reduce="tree", memory_limit=4096, client=client)
+
+
+def test_workers_dying_on_a_block_name_the_block_count(client, tmp_path):
+    # A block task whose worker keeps dying (as when it runs out of memory) ends in
+    # KilledWorker after Dask's allowed failures; the error says which block count to use.
+    paths, _, _, n_items = _shard_files(tmp_path, n_shards=2)
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    allowed = int(dask.config.get("distributed.scheduler.allowed-failures"))
+    with pytest.raises(MemoryError, match=r"use n_row_blocks >= 4"):
+        tdask.cooccurrence(
+            paths,
+            n_items,
+            reduce="shuffle",
+            n_row_blocks=2,
+            client=client,
+            _fault={"shuffle": (str(fault_dir), allowed + 5)},
+        )
+    client.wait_for_workers(2, timeout=60)
 
 
 def test_argument_errors(client):

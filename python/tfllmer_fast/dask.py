@@ -132,15 +132,20 @@ def _gib(x: float) -> str:
 
 
 def _maybe_fault(fault, stage: str) -> None:
+    """``fault[stage]``: a folder, or (folder, times): the first ``times`` (default 1) runs of
+    the stage, counted by marker files there, kill their worker process."""
     if not fault or stage not in fault:
         return
-    marker = os.path.join(fault[stage], f"{stage}.killed")
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os._exit(1)
+    spec = fault[stage]
+    folder, times = (spec, 1) if isinstance(spec, (str, os.PathLike)) else spec
+    for k in range(times):
+        marker = os.path.join(folder, f"{stage}.killed" + (f".{k}" if k else ""))
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        os._exit(1)
 
 
 # ---------------------------------------------------------------------------------------
