@@ -16,7 +16,7 @@ PACKAGE = Path(tfllmer_fast.__file__).resolve().parent
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 #: a layer may import itself and the layers before it; private helpers (_atomic, ...) and the
-#: compiled core are below every layer; dask.py sits beside train/ (data and graph only).
+#: compiled core are below every layer; dask/ sits beside train/ (data and graph only).
 LAYERS = ["data", "graph", "train", "experiment"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 TORCH_FREE = {"data", "graph"}
@@ -81,7 +81,7 @@ def _violations(files: dict[Path, str]):
                 continue
             if my_layer == "dask":
                 if RANK[their_layer] > RANK["graph"]:
-                    bad.append(f"{where}: dask.py imports {target} (data and graph only)")
+                    bad.append(f"{where}: dask/ imports {target} (data and graph only)")
             elif my_layer in RANK and RANK[their_layer] > RANK[my_layer]:
                 bad.append(f"{where}: {my_layer}/ imports {target} (a later layer)")
             elif my_layer not in RANK and my_layer != "dask":
