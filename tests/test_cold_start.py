@@ -1,4 +1,4 @@
-"""Cold-start protocol, popularity groups and rows for new items (issue 13)."""
+"""Cold-start protocol, popularity groups and rows for new items."""
 
 import json
 from collections import Counter
