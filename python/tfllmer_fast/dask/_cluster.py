@@ -81,4 +81,3 @@ def _maybe_fault(fault, stage: str) -> None:
         os._exit(1)
 
 
-# tasks (module-level functions: pickled by reference)

@@ -83,7 +83,8 @@ def _summary_task(part: CoocPartial, bucket: int) -> dict:
         if part.n_items
         else np.zeros(0, np.int64)
     )
-    assert hist.size == n_buckets
+    if hist.size != n_buckets:  # a broken invariant must fail under python -O too
+        raise RuntimeError(f"bucket histogram has {hist.size} entries, expected {n_buckets}")
     return {
         "nnz": part.nnz,
         "nbytes": part.nbytes,
@@ -178,4 +179,3 @@ def _filter_task(block: RowBlock, stats) -> RowBlock:
     return top_k_filter(block, stats)
 
 
-# planning

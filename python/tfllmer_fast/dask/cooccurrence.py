@@ -368,4 +368,3 @@ def cooccurrence(
         raise
 
 
-# Rec-PCA

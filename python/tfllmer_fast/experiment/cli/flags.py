@@ -77,8 +77,9 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
                            help=text, metavar=base.__name__.upper())
 
 
-def config_from_args(args, base: dict | None = None) -> Config:
-    """Config from the defaults, ``--preset``, ``--config FILE``, then the flags given."""
+def config_from_args(args, base: dict | None = None, fixed: dict | None = None) -> Config:
+    """Config from ``base`` and the defaults, ``--preset``, ``--config FILE``, the flags given,
+    then ``fixed`` (fields a subcommand sets whatever the file says)."""
     data = dict(base or {})
     preset = getattr(args, "preset", None)
     if preset:
@@ -89,6 +90,7 @@ def config_from_args(args, base: dict | None = None) -> Config:
         v = getattr(args, f.name, _UNSET)
         if v is not _UNSET:
             data[f.name] = v
+    data.update(fixed or {})
     return Config.from_dict(data)
 
 
