@@ -20,7 +20,7 @@ BUILD_S=${BUILD_S:-120}
 TRAIN_S=${TRAIN_S:-420}
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE PYTHONUNBUFFERED=1
 : "${TFLLMER_DATA:?set TFLLMER_DATA to the folder with beauty/}"
-CLI="python -m tfllmer_fast.experiment.cli"
+CLI="python -m tfllmer_fast"
 
 if ! python -c "import tfllmer_fast._core" 2>/dev/null; then
     echo "building tfllmer_fast ..."

@@ -50,8 +50,8 @@ for ds in beauty ml-100k scientific scientific-feat512; do
     done
   done
 done | timeout --signal=INT "$BUDGET_S" xargs -P "$JOBS" -L 1 sh -c \
-  'python -m tfllmer_fast.cli study --config "'"$CONFIG"'" --output "'"$OUT"'" --datasets "$0" --backbones "$1" --variants "$2" --no-report --quiet > "'"$OUT"'/logs/$0-$1-$2.log" 2>&1 || echo "shard $0 $1 $2 exited $?"'
+  'python -m tfllmer_fast study --config "'"$CONFIG"'" --output "'"$OUT"'" --datasets "$0" --backbones "$1" --variants "$2" --no-report --quiet > "'"$OUT"'/logs/$0-$1-$2.log" 2>&1 || echo "shard $0 $1 $2 exited $?"'
 echo "training phase: $(( $(date +%s) - start )) s (budget ${BUDGET_S} s)"
 kill "$SMI" 2>/dev/null
-python -m tfllmer_fast.cli study --config "$CONFIG" --output "$OUT" --report-only
+python -m tfllmer_fast study --config "$CONFIG" --output "$OUT" --report-only
 echo "total: $(( $(date +%s) - start )) s; report: $OUT/STUDY.md"

@@ -1,4 +1,4 @@
-"""Cold-start protocol, popularity groups and rows for new items (issue 13)."""
+"""Cold-start protocol, popularity groups and rows for new items."""
 
 import json
 from collections import Counter
@@ -378,3 +378,25 @@ def test_results_json_of_a_run_without_cold_items(tmp_path):
     assert {"valid_head", "valid_tail", "test_head", "test_tail"} <= set(m)
     assert "test_cold" not in m and "metrics_aligned" not in r.results
     json.dumps(r.results)
+
+
+def test_default_ids_of_new_items_never_collide_with_numeric_keys(cold_run):
+    # Data whose item keys are the numbers 1..n (MovieLens style) already "know" the id n.
+    r, out = cold_run
+    st = load_checkpoint(out / "checkpoint.pt")
+    n = st["items"]["n_items"]
+    st["items"]["known_ids"] = [str(i + 1) for i in range(n)]
+    X = np.random.default_rng(1).standard_normal((2, 24)).astype(np.float32)
+    new = add_items(st, X, method="projection")
+    assert new["items"]["known_ids"][-2:] == [f"new-{n}", f"new-{n + 1}"]
+
+
+def test_evaluate_reads_a_checkpoint_extended_by_add_items(cold_run, tmp_path, capsys):
+    r, out = cold_run
+    X = np.random.default_rng(2).standard_normal((3, 24)).astype(np.float32)
+    np.save(tmp_path / "new.npy", X)
+    assert main(["add-items", str(out / "checkpoint.pt"), str(tmp_path / "new.npy"),
+                 "--out", str(tmp_path / "new.pt")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "new.pt"), "--split", "test"]) == 0
+    assert "| test " in capsys.readouterr().out

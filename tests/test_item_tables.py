@@ -1,4 +1,4 @@
-"""Item tables that keep the LLM rows: free / frozen / frozen+delta (issue 16)."""
+"""Item tables that keep the LLM rows: free / frozen / frozen+delta."""
 
 import json
 

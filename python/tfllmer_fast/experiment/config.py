@@ -171,9 +171,22 @@ class Config:
             if f.metadata.get("choices"):
                 choice(f.name, f.metadata["choices"])
         for key in ("hidden", "max_len", "epochs", "batch_size", "n_heads", "inner_size",
-                    "eval_every", "eval_negatives", "gru_hidden"):
+                    "eval_every", "eval_negatives", "gru_hidden", "synthetic_users",
+                    "synthetic_items", "synthetic_dim"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("threads", "n_layers", "n_negatives", "kcore", "eval_batch_size"):
+            value = getattr(self, key)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{key} must be >= 1 (or none), got {value}")
+        for key in ("dropout", "attn_dropout", "mask_ratio"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{key} must lie in [0, 1), got {value}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 (or none), got {self.grad_clip}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.patience < 0:
             raise ValueError("patience must be >= 0")
         if not self.temperature > 0:

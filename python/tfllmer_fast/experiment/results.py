@@ -156,9 +156,9 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
                              if m in r.get("metrics", {}).get(split, {})], dtype=float)
             row[f"{split} {m}"] = fmt_mean_std(vals) if vals.size else None
             for g in present:
-                key = f"{split}_{g}"
-                vals = np.array([r["metrics"][key][m] for r in runs
-                                 if m in r.get("metrics", {}).get(key, {})], dtype=float)
+                group_split = f"{split}_{g}"
+                vals = np.array([r["metrics"][group_split][m] for r in runs
+                                 if m in r.get("metrics", {}).get(group_split, {})], dtype=float)
                 row[f"{g} {m}"] = fmt_mean_std(vals) if vals.size else None
         sizes = [r["metrics"].get(f"{split}_{g}", {}).get("n_targets") for g in present
                  for r in runs[:1]]

@@ -236,8 +236,9 @@ def model_from_checkpoint(st: dict, *, best: bool = True):
 def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 0) -> dict:
     """A new checkpoint with ``k`` items appended to the model of checkpoint ``st``.
 
-    ``X`` (k, D): the new items' LLM embeddings; ``ids``: their keys (default: their new
-    0-based ids ``n_items .. n_items + k - 1``). Old items keep their rows bit for bit
+    ``X`` (k, D): the new items' LLM embeddings; ``ids``: their keys (default:
+    ``"new-<id>"`` with their new 0-based ids ``n_items .. n_items + k - 1``). Old items
+    keep their rows bit for bit
     (BERT4Rec's mask-token row moves behind the new items; its output bias of a new item
     is the mean bias of the old ones). Raises ``ValueError`` naming the problem first.
     """
@@ -257,13 +258,15 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
                          f"{n} rows in the model")
     proj = items.get("projection")
     if method in ("projection", "aligned") and proj is None:
+        why = ("is ID-only (init='random')" if cfg.get("init") == "random" else
+               f"was trained from an item table given to it (init={cfg.get('init')!r}), so "
+               "it stores no projection")
         raise ValueError(f"method {method!r} needs the LLM projection, but this checkpoint "
-                         "is ID-only (init='random'): use method 'random' (the chance "
-                         "reference)")
+                         f"{why}: use method 'random' (the chance reference)")
     width = None if proj is None or method == "random" else int(proj["components"].shape[0])
     k = int(np.asarray(X).shape[0]) if np.asarray(X).ndim == 2 else 0
-    if ids is None:
-        ids = [str(n + j) for j in range(k)]
+    if ids is None:  # a namespace of their own: the data's keys may be the numbers n, n+1, ...
+        ids = [f"new-{n + j}" for j in range(k)]
     X, ids = check_new_embeddings(X, ids, items["known_ids"], width)
     rows = new_item_rows(items, X, method, hidden=weight.shape[1],
                          init_std=float(cfg.get("init_std", 0.02)), seed=seed)

@@ -328,8 +328,19 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
-        """Write the checkpoint now (e.g. after ``extra_state`` changed past the last epoch)."""
-        self._save_checkpoint(self.result.epochs_run)
+        """Write ``extra_state`` into the checkpoint after ``fit``.
+
+        The file keeps the last epoch's training state (weights, optimiser, RNG), so that a
+        resumed run goes on exactly as an unbroken one: after ``fit`` the model holds the
+        best state, which must not replace it."""
+        if self.checkpoint_path is None:
+            return
+        if not self.checkpoint_path.exists():
+            self._save_checkpoint(self.result.epochs_run)
+            return
+        st = load_checkpoint(self.checkpoint_path, map_location="cpu")
+        st.update(self.extra_state)
+        save_checkpoint({k: v for k, v in st.items() if k != "format"}, self.checkpoint_path)
 
     def _save_checkpoint(self, epoch: int) -> None:
         if self.checkpoint_path is None:

@@ -41,8 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(sp, names=None):
         sp.add_argument("--config", help="TOML, YAML or JSON file of Config fields")
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks of errors")
         add_config_flags(sp, names)
 
     g = sub.add_parser("graph", help="build the training co-occurrence graph (.npz)")
@@ -106,12 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "aligned: the ridge map fitted after training; random: random rows "
                         "(ID-only models; the chance reference). Default: projection")
     a.add_argument("--ids", help="text file with the new items' ids, one per row of "
-                                 "EMBEDDINGS (default: the .npz's 'ids', else the new 0-based "
-                                 "ids)")
+                                 "EMBEDDINGS (default: the .npz's 'ids', else new-<id> with the "
+                                 "new 0-based ids)")
     a.add_argument("--seed", type=int, default=0, help="seed of the random rows")
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    a.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show tracebacks of errors")
     a.set_defaults(func=commands.cmd_add_items)
 
     s = sub.add_parser("study", help="run (or resume) a study grid from a TOML/YAML file "
@@ -127,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train only (parallel shards); tabulate later with --report-only")
     s.add_argument("--quiet", action="store_true", help="no per-run output")
     s.set_defaults(func=commands.cmd_study)
+    for sp in sub.choices.values():  # after the command too: `tfllmer-fast run ... --debug`
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of errors")
     return p
 
 
@@ -170,7 +169,7 @@ def main(argv=None) -> int:
                 else "")
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, OSError, ImportError) as e:
+    except (UsageError, ValueError, OSError, ImportError, ArithmeticError) as e:
         if getattr(args, "debug", False):
             raise
         print(f"tfllmer-fast {args.command}: error: {_fix_for(e)}", file=sys.stderr)

@@ -22,7 +22,8 @@ def cmd_graph(args) -> int:
     from ..._atomic import atomic_open
     from ...graph.item_table import training_graph
 
-    config = config_from_args(args, {"init": "random", "embeddings": None})
+    # The graph needs no embeddings, whatever a training config file passed with it says.
+    config = config_from_args(args, fixed={"init": "random", "embeddings": None})
     out = npz_path(args.out)
     data, split = _load(config, embeddings=False)
     t = time.perf_counter()
@@ -113,7 +114,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ...train import Trainer, build_model, load_checkpoint
+    from ...train import Trainer, load_checkpoint
+    from ...train.new_items import model_from_checkpoint
     from ..results import metrics_table, write_json_atomic
     from ..run import load_run_data, make_run_split
 
@@ -123,9 +125,8 @@ def cmd_evaluate(args) -> int:
     config = Config.from_dict(st["config"]).replace(progress=False, **changes)
     data = load_run_data(config, embeddings=False)
     split = make_run_split(config, data)
-    model = build_model(config, split.n_items)
-    model.load_state_dict(st["best_state"] or st["model"])
-    trainer = Trainer(model, split, config, resume=False)
+    # Sized by the checkpoint: one extended by add-items ranks its new items too.
+    trainer = Trainer(model_from_checkpoint(st), split, config, resume=False)
     protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
     metrics = {}
     for p in protocols:

@@ -83,8 +83,9 @@ def _flag_name(f) -> str:
     return f.metadata.get("flag") or f.name.replace("_", "-")
 
 
-def config_from_args(args, base: dict | None = None) -> Config:
-    """Config from the defaults, ``--preset``, ``--config FILE``, then the flags given."""
+def config_from_args(args, base: dict | None = None, fixed: dict | None = None) -> Config:
+    """Config from ``base`` and the defaults, ``--preset``, ``--config FILE``, the flags given,
+    then ``fixed`` (fields a subcommand sets whatever the file says)."""
     data = dict(base or {})
     preset = getattr(args, "preset", None)
     if preset:
@@ -95,6 +96,7 @@ def config_from_args(args, base: dict | None = None) -> Config:
         v = getattr(args, _flag_name(f).replace("-", "_"), _UNSET)
         if v is not _UNSET:
             data[f.name] = v
+    data.update(fixed or {})
     return Config.from_dict(data)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._atomic import atomic_open
 from ...graph.item_table import initial_item_table, training_graph
 from ...train import build_model, cpu_threads, load_checkpoint, seed_everything
 from ...train.conditioning import model_conditioning
@@ -42,9 +43,6 @@ class DatasetCache:
             self.graphs[key] = training_graph(self.split, window=window, weighting=weighting,
                                               n_threads=self.threads)
         return self.graphs[key]
-
-    def item_table(self, c: Config):
-        return self.item_table_and_projection(c)[0]
 
     def item_table_and_projection(self, c: Config):
         """The initial table of ``c`` and the projection that built it (None, None: ID)."""
@@ -183,5 +181,6 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
     summary = collect(spec, root)
     summary["invocations"] = log
     write_json_atomic(summary, root / "study.json")
-    (root / "STUDY.md").write_text(render_report(spec, summary, root))
+    with atomic_open(root / "STUDY.md", "w") as f:
+        f.write(render_report(spec, summary, root))
     return summary
