@@ -278,6 +278,7 @@ def test_packaging_metadata():
     root = Path(__file__).resolve().parents[1]
     meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert meta["license"] == "MIT" and (root / "LICENSE").read_text().startswith("MIT License")
+    assert meta["urls"]["Paper"].startswith("https://arxiv.org/abs/")
     readme = (root / "README.md").read_text()
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
 
