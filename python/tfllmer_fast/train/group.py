@@ -57,9 +57,8 @@ def group_key(config) -> tuple:
 
 def groupable(config, model) -> bool:
     """Whether a run can train in a group (else it trains alone: BERT4Rec, losses other than
-    the full-softmax CE, gradient clipping, fp16 loss scaling)."""
-    return (isinstance(model, STACKED_MODELS) and config.loss == "ce" and not config.grad_clip
-            and not (model.causal is False))
+    the full-softmax CE, gradient clipping; fp16 loss scaling is refused by the group)."""
+    return isinstance(model, STACKED_MODELS) and config.loss == "ce" and not config.grad_clip
 
 
 def build_member(config, n_items: int, item_table=None):
@@ -102,6 +101,9 @@ class GroupTrainer:
         self.members = [Trainer(m, split, c, device=device, checkpoint_path=p, resume=resume)
                         for m, c, p in zip(models, configs, paths)]
         first = self.members[0]
+        if first.scaler.is_enabled():
+            raise ValueError("fp16 loss scaling is not supported in a group: use amp='bf16' "
+                             "or 'off', or train these runs alone")
         for t in self.members[1:]:  # one copy of the rows and the evaluation inputs
             t.windows, t.window_len, t.valid_data = first.windows, first.window_len, first.valid_data
         self.device = first.device

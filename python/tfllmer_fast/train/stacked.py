@@ -69,10 +69,6 @@ def embed(table, idx):
     return F.embedding(idx + offset, table.reshape(K * V, -1))
 
 
-def _live(model, train: bool):
-    return train and model.training
-
-
 def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None):
     """SASRec's ``encode`` for a stack: seq (K, B, W) right-aligned, ``widths[k]`` the width
     model k would use alone; returns (K, B, W, hidden)."""
@@ -129,7 +125,7 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
     if drop is not None and model.emb_drop.p > 0:
         x = x * drop.noise(model.emb_drop.p, [(B, w, H) for w in widths], (B, W, H), right=False)
     gru = model.gru
-    names = [n for n in gru._flat_weights_names]
+    names = list(gru._flat_weights_names)
     ys = []
     for k, w in enumerate(widths):
         hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
