@@ -294,7 +294,8 @@ def cmd_study(args) -> int:
     t0 = time.time()
     run_study(spec, args.output, datasets=args.datasets, backbones=args.backbones,
               variants=args.variants, verbose=not args.quiet, train=not args.report_only,
-              write_report=not args.no_report)
+              write_report=not args.no_report, group_size=args.group_size,
+              deadline=(time.monotonic() + args.budget_s) if args.budget_s else None)
     if not args.no_report:
         print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
     return 0
@@ -377,6 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true",
                    help="train only (parallel shards); tabulate later with --report-only")
     s.add_argument("--quiet", action="store_true", help="no per-run output")
+    s.add_argument("--group-size", type=int, default=16,
+                   help="runs of one shape trained together on stacked parameters (1: alone)")
+    s.add_argument("--budget-s", type=float,
+                   help="start no group or epoch after this many seconds (resume later)")
     s.set_defaults(func=cmd_study)
     return p
 

@@ -131,6 +131,15 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
                       checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
                       callbacks=callbacks)
     fit = trainer.fit()
+    return finish_run(config, data, split, trainer, fit, timings, threads, t_start)
+
+
+def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_start: float
+               ) -> RunResult:
+    """Final evaluation of a trained ``trainer`` (best state restored) and the results
+    record of the run; shared by lone runs and runs trained in a group."""
+    device = trainer.device
+    n_items = split.n_items
     t = time.perf_counter()
     protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
     metrics = {}

@@ -55,6 +55,11 @@ def group_key(config) -> tuple:
                         if k not in PER_MODEL_FIELDS))
 
 
+def groupable_config(config) -> bool:
+    """Whether a run of ``config`` can train in a group (see :func:`groupable`)."""
+    return config.model in ("sasrec", "gru4rec") and config.loss == "ce" and not config.grad_clip
+
+
 def groupable(config, model) -> bool:
     """Whether a run can train in a group (else it trains alone: BERT4Rec, losses other than
     the full-softmax CE, gradient clipping; fp16 loss scaling is refused by the group)."""
@@ -118,6 +123,7 @@ class GroupTrainer:
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
         self.split_widths = self.device.type == "cpu"
+        self.unfinished: list[int] = []
 
     # ----- stack <-> members -------------------------------------------------------------
     def _restack(self, slots: list[int]) -> None:
@@ -231,14 +237,17 @@ class GroupTrainer:
         return parts
 
     # ----- fit -------------------------------------------------------------------------
-    def fit(self) -> list:
+    def fit(self, deadline: float | None = None) -> list:
         """Train every member to its end; returns their :class:`FitResult` (best states in
-        the members' modules, as :meth:`Trainer.fit` leaves them)."""
+        the members' modules, as :meth:`Trainer.fit` leaves them).
+
+        ``deadline`` (a ``time.monotonic()`` value): no epoch starts after it; members left
+        unfinished are listed in :attr:`unfinished` (their checkpoints resume them)."""
         t = self.config.threads
         with cpu_threads(t) if t is not None else nullcontext():
-            return self._fit()
+            return self._fit(deadline)
 
-    def _fit(self) -> list:
+    def _fit(self, deadline) -> list:
         epochs = []
         for i, t in enumerate(self.members):
             saved = torch.get_rng_state()
@@ -255,7 +264,8 @@ class GroupTrainer:
 
         while True:
             todo = [i for i in range(len(self.members)) if live(i)]
-            if not todo:
+            if not todo or (deadline is not None and time.monotonic() > deadline):
+                self.unfinished = todo
                 break
             epoch = min(epochs[i] for i in todo)
             slots = [i for i in todo if epochs[i] == epoch]
