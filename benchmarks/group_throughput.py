@@ -31,11 +31,9 @@ def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
     from tfllmer_fast.train.trainer import Trainer
 
     torch.set_num_threads(threads)
-    if dataset == "synthetic":
-        data = tfllmer_fast.synthetic_dataset(n_users=synthetic_users, seed=0) \
-            if hasattr(tfllmer_fast, "synthetic_dataset") else None
-    else:
-        data = tfllmer_fast.load_dataset(dataset)
+    synthetic = (dict(n_users=synthetic_users, n_items=synthetic_users // 3, dim=16, seed=0)
+                 if dataset == "synthetic" else None)
+    data = tfllmer_fast.load_dataset(dataset, embeddings=None, synthetic=synthetic)
     split = make_split(data.sequences)
 
     def config(seed):

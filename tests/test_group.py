@@ -120,3 +120,20 @@ def test_group_refuses_what_it_cannot_stack(split):
     with pytest.raises(ValueError, match="cannot train in a group"):
         GroupTrainer([build_member(c, split.n_items)[0]], split, [c])
     assert group_key(a) == group_key(b.replace(seed=7, lam=1.0, temperature=0.2))
+
+
+def test_the_gpu_settings_train_the_same_models_without_dropout(split):
+    # One dropout draw for the stack and one batched loss (the GPU defaults), run on the
+    # CPU: with dropout 0 the members agree with the replaying, chunked-loss group.
+    configs = [c.replace(dropout=0.0) for c in _configs("sasrec", "prefixes")]
+    a = _group(configs, split)
+    b = _group(configs, split, replay_dropout=False, batched_loss=True)
+    for ta, tb in zip(a.members, b.members):
+        assert ta.result.best_epoch == tb.result.best_epoch
+        np.testing.assert_allclose([h["train_loss"] for h in ta.result.history],
+                                   [h["train_loss"] for h in tb.result.history], rtol=1e-5)
+    # With dropout, the shared stream still trains every member (finite, decreasing loss).
+    c = _group(_configs("sasrec", "prefixes"), split, replay_dropout=False, batched_loss=True)
+    for t in c.members:
+        losses = [h["train_loss"] for h in t.result.history]
+        assert np.isfinite(losses).all() and losses[-1] < losses[0]

@@ -21,6 +21,12 @@ Tests check parameters after training against lone runs to a tight tolerance, an
 random streams (orders, dropout states) are bitwise the lone ones.
 
 Models leave the stack when they stop; a model that stopped early keeps its best state.
+
+On a GPU (``replay_dropout`` off, ``batched_loss`` on by default) the launches are the cost:
+the stack draws its dropout masks in one go (each model's masks independent, of the lone
+law, but not the lone bits; the lone CUDA run draws its attention masks inside the fused
+attention kernel, where no one can replay them) and computes one batched loss. There a
+member agrees with a lone run in distribution, and to float tolerance when dropout is 0.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 from .losses import linear_cross_entropy
 from .models import build_model
 from .runtime import cpu_threads, seed_everything
-from .stacked import STACKED_MODELS, Dropout, scoring, stacked_encode
+from .stacked import STACKED_MODELS, Dropout, scoring, stacked_cross_entropy, stacked_encode
 from .trainer import Trainer
 
 #: Config fields that may differ inside a group (the rest must be equal).
@@ -88,10 +94,16 @@ class GroupTrainer:
         building the model). Default: the current global state for every model.
     checkpoint_paths : optional list of paths (None entries allowed): lone checkpoints,
         written after every epoch and resumed from when ``resume``.
+    replay_dropout : bool, optional (default: on the CPU)
+        Each member draws its lone run's dropout masks (K draws per dropout site); off: one
+        draw for the stack (masks of the same law, not the lone bits).
+    batched_loss : bool, optional (default: on CUDA)
+        Prefix rows: one batched full-softmax CE for the stack instead of K chunked ones.
     """
 
     def __init__(self, models, split, configs, *, device=None, dropout_states=None,
-                 checkpoint_paths=None, resume: bool = True):
+                 checkpoint_paths=None, resume: bool = True, replay_dropout=None,
+                 batched_loss=None):
         if not models or len(models) != len(configs):
             raise ValueError("a group needs one config per model (at least one model)")
         keys = {group_key(c) for c in configs}
@@ -122,7 +134,13 @@ class GroupTrainer:
         self.optimizer = None
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
-        self.split_widths = self.device.type == "cpu"
+        cuda = self.device.type == "cuda"
+        self.split_widths = not cuda
+        # On the CPU a group replays every member's lone dropout stream and computes each
+        # member's chunked loss (the arithmetic dominates; both cost nothing extra). On a GPU
+        # the launches dominate: one dropout draw and one batched loss for the whole stack.
+        self.replay_dropout = not cuda if replay_dropout is None else bool(replay_dropout)
+        self.batched_loss = cuda if batched_loss is None else bool(batched_loss)
         self.unfinished: list[int] = []
 
     # ----- stack <-> members -------------------------------------------------------------
@@ -169,7 +187,12 @@ class GroupTrainer:
             t.model.train()
         perms = [t.epoch_order() for t in ms]
         perms_dev = [p.to(self.device) for p in perms]
-        drop = Dropout([self.drop_gens[i] for i in self.slots], self.device)  # per slot
+        shared = None
+        if not self.replay_dropout:  # one stream for the stack, seeded by members and epoch
+            seed = hash((tuple(t.config.seed for t in ms),
+                         tuple(len(t.result.history) for t in ms))) % (1 << 62)
+            shared = torch.Generator(device=self.device).manual_seed(seed)
+        drop = Dropout([self.drop_gens[i] for i in self.slots], self.device, shared)
         windows = ms[0].windows
         n, bs = windows.shape[0], c.batch_size
         totals = torch.zeros(len(ms), dtype=torch.float64, device=self.device)
@@ -188,7 +211,15 @@ class GroupTrainer:
                         k: v.index_select(0, torch.tensor(part, device=self.device))
                         for k, v in P.items()}
                     H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
-                                       Dropout([drop.gens[s] for s in part], self.device))
+                                       Dropout([drop.gens[s] for s in part], self.device,
+                                               drop.shared))
+                    if prefixes and self.batched_loss:
+                        part_loss = stacked_cross_entropy(
+                            [ms[s].model for s in part], sub["item_emb.weight"], H[:, :, -1],
+                            batch[:, :, -1] - 1)
+                        for j, slot in enumerate(part):
+                            losses[slot] = part_loss[j]
+                        continue
                     for j, slot in enumerate(part):
                         if prefixes:
                             h, tgt = H[j, :, -1], batch[j, :, -1] - 1

@@ -27,16 +27,24 @@ STACKED_MODELS = (SASRec, GRU4Rec)
 
 
 class Dropout:
-    """Per-model dropout for a stack: ``gens[k]`` replays model ``k``'s lone stream."""
+    """Per-model dropout for a stack: ``gens[k]`` replays model ``k``'s lone stream, or
+    with ``shared`` (a generator on the device), one draw covers the whole stack: every
+    model still gets masks of its own, independent of the others', in one launch instead of
+    K, but not the bits a lone run would draw (what a GPU wants: see :mod:`.group`)."""
 
-    def __init__(self, gens: list[torch.Generator], device: torch.device):
+    def __init__(self, gens: list[torch.Generator], device: torch.device,
+                 shared: torch.Generator | None = None):
         self.gens = gens
         self.device = device
+        self.shared = shared
 
     def noise(self, p: float, shapes: list[tuple], full: tuple, right: bool = True):
         """(K, *full) multipliers: model k's lone noise ``bernoulli(1-p) / (1-p)`` of shape
         ``shapes[k]`` in the last (``right``) or first columns of the trailing dims, ones
         elsewhere."""
+        if self.shared is not None:
+            noise = torch.empty((len(shapes),) + tuple(full), device=self.device)
+            return noise.bernoulli_(1 - p, generator=self.shared).div_(1 - p)
         parts = []
         for shape, g in zip(shapes, self.gens):
             noise = torch.empty(shape, device=g.device).bernoulli_(1 - p, generator=g)
@@ -144,6 +152,32 @@ def stacked_encode(model, P, seq, widths, drop):
     if isinstance(model, GRU4Rec):
         return gru_encode(model, P, seq, widths, drop)
     raise TypeError(f"no stacked forward for {type(model).__name__}")
+
+
+def stacked_cross_entropy(models, table, h, targets):
+    """Each model's mean full-softmax CE over its rows at once: ``h`` (K, B, hidden),
+    ``table`` (K, rows, hidden) the stacked item embeddings (row 0 padding), ``targets``
+    (K, B) 0-based; ``models[k]`` gives model k's scoring (normalisation, temperature).
+    Returns (K,). One batched product for the whole stack (the logits of all K models are
+    held at once: for a GPU, where K chunked losses would cost K x a dozen launches)."""
+    K = len(models)
+    dev = h.device
+    e = table[:, 1:models[0].n_items + 1]
+
+    def norm_where(x, flags):
+        if not any(flags):
+            return x
+        if all(flags):
+            return F.normalize(x, dim=-1, eps=_EPS)
+        f = torch.tensor(flags, device=dev).view(K, *([1] * (x.dim() - 1)))
+        return torch.where(f, F.normalize(x, dim=-1, eps=_EPS), x)
+
+    h = norm_where(h, [m.normalize_hidden for m in models])
+    e = norm_where(e, [m.normalize_items for m in models])
+    scale = torch.tensor([1.0 / m.temperature for m in models], device=dev).view(K, 1, 1)
+    logits = torch.bmm(h, e.transpose(1, 2)).float() * scale
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none") \
+        .view(K, -1).mean(1)
 
 
 def scoring(model, P: dict, k: int, h):
