@@ -14,13 +14,20 @@ Time caps: no group or epoch starts after ``--budget-s`` (default 780 s of train
 written from the finished runs either way. Checkpoints are written after every epoch, so
 calling the script again resumes the unfinished runs and skips the finished ones.
 
-Expected timings (estimated, not measured: the script was written without a GPU; see the
-README section "Many models per process"): about 9,000 model-epochs for the grid at
-epochs 200 / patience 10; a Beauty group of 22 SASRec runs at 601 steps per epoch, roughly
-10 ms per stacked step (launch-bound: ~1,000 kernels) -> ~6 s per group epoch. Datasets in
-order of cost: beauty, ml-100k (max length 200), scientific x2. The whole grid is likely to
-need more than one 15-minute call; the caps keep each call within its budget and the next
-call resumes.
+Expected timings: ESTIMATED, NOT MEASURED (written without a GPU). The grid per dataset and
+backbone is one group of 22 selection runs, then one of 10 seed runs; a group trains until
+its last member stops (~40-60 epochs at epochs 200 / patience 10). Per stacked step on an
+H100/H200: the lone step's ~4.6 ms of launches (issue #15: Beauty SASRec, 4.6 ms per step)
+plus the arithmetic of K models at the stack's width (the widest of K batches: ~45 columns
+on Beauty, ~200 on ml-100k) -> Beauty SASRec ~9 ms/step x 514 steps + 22 evaluations of
+0.03 s ~ 5 s per group epoch, ~460 s for both groups; ml-100k SASRec ~18 ms/step x 380 ->
+~540 s; Scientific (43 steps) ~40 s per backbone and embedding row. GRU4Rec runs its
+recurrence model by model (no batched-weights GRU kernel): about Beauty ~400 s, ml-100k
+(200 steps of recurrence) the slowest shard, 10-25 min. Whole grid: ~35-60 min of GPU
+time, i.e. NOT within one 15-minute call by this estimate; each call stays within its caps
+and the next resumes (call it until ``runs_finished == runs_total`` in gpu_study.json).
+Options that should shorten it, untested: ``--set static_shapes=true`` (fewer shapes),
+``--datasets`` to shard across calls.
 
 ``--device cpu`` with a tiny study file is what CI runs (tests/test_gpu_study_script.py).
 """
