@@ -67,7 +67,8 @@ def linear(x, w, b=None):
 
 def layer_norm(x, w, b, eps):
     view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
-    return F.layer_norm(x, x.shape[-1:], None, None, eps) * w.view(view) + b.view(view)
+    return torch.addcmul(b.view(view), F.layer_norm(x, x.shape[-1:], None, None, eps),
+                         w.view(view))
 
 
 def embed(table, idx):
