@@ -6,7 +6,8 @@ The base revision's ``python/`` is exported with ``git archive`` into a temporar
 (the compiled ``_core`` of the installed package is copied next to it: the C++ is not what
 is compared). Rounds alternate base / this tree, each a fresh process training ``--epochs``
 epochs (the first is a warm-up and not counted); the figures are medians over all counted
-epochs of wall and process CPU time. The losses of the two trees are printed side by side:
+epochs of wall and process CPU time, and the median over rounds of each round's ratio
+(pairs that ran seconds apart share the machine's load). The losses of the two trees are printed side by side:
 equal losses mean the change left the results alone.
 """
 
@@ -72,7 +73,9 @@ def main(argv=None) -> int:
         shutil.copy(core.__file__, tmp / "python" / "tfllmer_fast")
         trees = {"base": str(tmp / "python"), "this": "-"}
         res = {k: {"wall": [], "cpu": [], "loss": None} for k in trees}
+        paired = []  # per round: this tree's median CPU epoch / the base's
         for _ in range(a.rounds):
+            round_cpu = {}
             for name, tree in trees.items():
                 out = subprocess.run([sys.executable, "-c", CHILD, tree, str(a.epochs),
                                       a.dataset, str(a.threads), a.model],
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
                 res[name]["cpu"] += r["cpu"][1:]
                 res[name]["loss"] = r["loss"]
                 res[name]["file"] = r["file"]
+                round_cpu[name] = statistics.median(r["cpu"][1:])
+            paired.append(round_cpu["this"] / round_cpu["base"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{a.model} on {a.dataset}, {a.threads} thread(s), {a.rounds} rounds x "
@@ -94,6 +99,8 @@ def main(argv=None) -> int:
     print(f"this / base: wall {statistics.median(t['wall']) / statistics.median(b['wall']):.3f}, "
           f"CPU {statistics.median(t['cpu']) / statistics.median(b['cpu']):.3f}; "
           f"same losses: {b['loss'] == t['loss']}")
+    print(f"paired by round (CPU, this / base): median {statistics.median(paired):.3f}, "
+          f"all {sorted(round(x, 3) for x in paired)}")
     return 0
 
 
