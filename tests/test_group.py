@@ -137,3 +137,13 @@ def test_the_gpu_settings_train_the_same_models_without_dropout(split):
     for t in c.members:
         losses = [h["train_loss"] for h in t.result.history]
         assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_partitions_cover_the_stack_and_skip_copies_when_whole(split):
+    configs = _configs("sasrec", "prefixes")
+    built = [build_member(c, split.n_items) for c in configs]
+    g = GroupTrainer([m for m, _ in built], split, configs)
+    assert sorted(g._partition([9, 3, 9, 3])) == [[0, 2], [1, 3]]
+    assert g._partition([5, 5, 5, 5]) == [[0, 1, 2, 3]]
+    g.split_widths = False  # the GPU setting: one stack, in slot order
+    assert g._partition([9, 3, 7, 1]) == [[0, 1, 2, 3]]

@@ -252,9 +252,9 @@ class GroupTrainer:
         many padding columns for another's long batch: the slots sorted by width are cut
         into runs that minimise (models x widest width + a fixed cost per forward, worth
         :data:`PART_COST` columns), by dynamic programming over the cut points."""
+        if not self.split_widths or len(widths) == 1:
+            return [list(range(len(widths)))]  # the whole stack: no parameter selection
         order = sorted(range(len(widths)), key=widths.__getitem__)
-        if not self.split_widths or len(order) == 1:
-            return [order]
         w = [widths[s] for s in order]
         best = [0.0] + [float("inf")] * len(w)
         cut = [0] * (len(w) + 1)
@@ -265,7 +265,7 @@ class GroupTrainer:
                     best[j], cut[j] = cost, i
         parts, j = [], len(w)
         while j:
-            parts.append(order[cut[j]:j])
+            parts.append(sorted(order[cut[j]:j]))  # slot order: a whole stack needs no copy
             j = cut[j]
         return parts
 
