@@ -14,6 +14,8 @@ where its own columns are. Parameter names are those of the lone module.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -136,12 +138,16 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
     gru = model.gru
     names = list(gru._flat_weights_names)
     ys = []
-    for k, w in enumerate(widths):
-        hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
-        y, _ = torch._VF.gru(x[k, :, :w], hx, [P["gru." + n][k] for n in names], gru.bias,
-                             gru.num_layers, float(gru.dropout), gru.training,
-                             gru.bidirectional, True)
-        ys.append(F.pad(y, (0, 0, 0, W - w)))
+    with warnings.catch_warnings():
+        # cuDNN wants one flat weight buffer and copies a stack's slices into one per call
+        # (a few hundred KB); it warns about that on every call.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        for k, w in enumerate(widths):
+            hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
+            y, _ = torch._VF.gru(x[k, :, :w], hx, [P["gru." + n][k] for n in names], gru.bias,
+                                 gru.num_layers, float(gru.dropout), gru.training,
+                                 gru.bidirectional, True)
+            ys.append(F.pad(y, (0, 0, 0, W - w)))
     y = linear(torch.stack(ys), P["dense.weight"], P["dense.bias"])
     to_right = ((cols - n_pad) % W).unsqueeze(-1).expand(K, B, W, y.shape[-1])
     return y.gather(2, to_right)
