@@ -1,6 +1,6 @@
 """Co-occurrence kernel vs scipy ``B.T @ B`` (whole history, count) on synthetic Zipf data.
 
-Default size is small (a CI correctness run). ``TFLLMER_BENCH_FULL=1`` selects the issue's
+Default size is small (a CI correctness run). ``TFLLMER_BENCH_FULL=1`` selects the reference
 size: 1M users, about 20M interactions (geometric lengths, mean 20), 50k items with Zipf(1)
 popularity over permuted ids. Run the timings with::
 

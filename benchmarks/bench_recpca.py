@@ -1,6 +1,6 @@
 """Rec-PCA vs the best numpy/scipy composition of the same math, and vs numpy's X.T @ X.
 
-Default sizes are tiny (CI runs each body once); TFLLMER_BENCH_FULL=1 selects the issue's
+Default sizes are tiny (CI runs each body once); TFLLMER_BENCH_FULL=1 selects the reference
 sizes. Timings: ``python -m pytest benchmarks/bench_recpca.py --benchmark-enable``.
 Peak memory and the largest case: ``python benchmarks/scale_recpca.py``.
 """

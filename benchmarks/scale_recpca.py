@@ -18,6 +18,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def main():
     ap.add_argument("--case", nargs=3, type=int, action="append", metavar=("N", "D", "d"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["recpca_auto", "numpy_gram_eigh", "floor_xtx"])
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/tfllmer_scale_recpca"))
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tfllmer_scale_recpca")
     ap.add_argument("--child", nargs=5, metavar=("METHOD", "N", "D", "d", "ROUNDS"))
     args = ap.parse_args()
     if args.child:

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,7 @@
 #include "cooccurrence_finish.hpp"
 #include "cooccurrence_index.hpp"
 #include "cooccurrence_parallel.hpp"
+#include "cooccurrence_partial.hpp"
 #include "cooccurrence_rows.hpp"
 #include "cooccurrence_sums.hpp"
 
@@ -251,6 +253,34 @@ CoocGraph CooccurrenceCounter::result(const CoocFinish& f, const StopCheck& stop
         const int n_threads = threads_for(static_cast<double>(opt.n_items + 2 * sums.cols.size()), opt.n_threads);
         return finish(view_of(sums, opt.n_items), f, n_threads, stop);
     });
+}
+
+CoocSums CooccurrenceCounter::take_sums() {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    const int64_t n = impl_->opt.n_items;
+    CoocSums s;
+    s.n = n;
+    s.row_begin = 0;
+    s.row_end = n;
+    s.upper = true;
+    auto take_index = [&](auto& acc) {
+        s.indptr = acc.indptr.empty() ? std::vector<int64_t>(n + 1, 0) : std::move(acc.indptr);
+        s.cols = std::move(acc.cols);
+    };
+    if (impl_->opt.weighting == CoocWeighting::InverseDistance) {
+        s.words = 2;
+        take_index(impl_->fixed);
+        s.vals.resize(2 * impl_->fixed.vals.size());
+        // Little-endian __int128: the low 64 bits first, as CoocSums stores them.
+        std::memcpy(s.vals.data(), static_cast<const void*>(impl_->fixed.vals.data()), 16 * impl_->fixed.vals.size());
+        impl_->fixed = {};
+    } else {
+        s.words = 1;
+        take_index(impl_->counts);
+        s.vals = std::move(impl_->counts.vals);
+        impl_->counts = {};
+    }
+    return s;
 }
 
 const CoocOptions& CooccurrenceCounter::options() const { return impl_->opt; }

@@ -21,6 +21,8 @@
 
 namespace tfllmer {
 
+struct CoocSums;  // cooccurrence_partial.hpp
+
 enum class CoocWeighting { Count, InverseDistance, Binary };
 
 struct CoocOptions {
@@ -76,6 +78,9 @@ public:
 
     void update(const int64_t* offsets, int64_t n_users, const int32_t* items, const StopCheck& stop);
     CoocGraph result(const CoocFinish& finish, const StopCheck& stop) const;
+    // Moves the exact accumulated sums out (upper triangle, every row), leaving the counter
+    // with no pairs; the counts of users and interactions seen stay.
+    CoocSums take_sums();
 
     const CoocOptions& options() const;
     int64_t n_interactions_seen() const;

@@ -132,14 +132,14 @@ CoocGraph assemble_upper(const RowView<Acc>& v, double min_count, int n_threads,
     return g;
 }
 
-// Keeps (i, j) when j is in the top_k of row i or i is in the top_k of row j (larger weight
-// first, ties to the smaller column). Relies on the graph being symmetric with bitwise-equal
-// mirror weights, so "i in the top_k of row j" is a comparison with row j's k-th entry.
-CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const StopCheck& stop) {
+}  // namespace
+
+TopKStats top_k_stats(const CoocGraph& g, int64_t top_k, int n_threads, const StopCheck& stop) {
     const int64_t n = g.n;
-    std::vector<char> capped(n, 0);      // row has more than top_k entries
-    std::vector<float> kth_w(n, 0);      // its k-th best entry
-    std::vector<int64_t> kth_col(n, 0);
+    TopKStats st;
+    st.capped.assign(n, 0);
+    st.kth_w.assign(n, 0);
+    st.kth_col.assign(n, 0);
     const int64_t tasks = n_row_tasks(n, n_threads);
     run_tasks(n_threads, tasks, stop, [&](TaskContext& ctx, int64_t t) {
         std::vector<int64_t> order;
@@ -154,22 +154,33 @@ CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const S
                                  return g.data[x] > g.data[y] || (g.data[x] == g.data[y] && g.indices[x] < g.indices[y]);
                              });
             const int64_t kth = order[top_k - 1];
-            capped[r] = 1;
-            kth_w[r] = g.data[kth];
-            kth_col[r] = g.indices[kth];
+            st.capped[r] = 1;
+            st.kth_w[r] = g.data[kth];
+            st.kth_col[r] = g.indices[kth];
         }
     });
+    throw_if_stopped(stop);
+    return st;
+}
+
+CoocGraph filter_top_k(const CoocGraph& g, int64_t row_begin, const TopKRef& st, int n_threads,
+                       const StopCheck& stop) {
+    const int64_t n = g.n;  // rows of this block; st covers every row of the whole graph
     auto in_top = [&](int64_t r, float w, int64_t col) {
-        return !capped[r] || w > kth_w[r] || (w == kth_w[r] && col <= kth_col[r]);
+        return !st.capped[r] || w > st.kth_w[r] || (w == st.kth_w[r] && col <= st.kth_col[r]);
+    };
+    auto keep = [&](int64_t r, int64_t k) {
+        const int64_t row = row_begin + r;
+        return in_top(row, g.data[k], g.indices[k]) || in_top(g.indices[k], g.data[k], row);
     };
     CoocGraph out;
     out.n = n;
     out.indptr.assign(n + 1, 0);
+    const int64_t tasks = n_row_tasks(n, n_threads);
     run_tasks(n_threads, tasks, stop, [&](TaskContext& ctx, int64_t t) {
         for (int64_t r = split_point(n, tasks, t); r < split_point(n, tasks, t + 1); ++r) {
             int64_t kept = 0;
-            for (int64_t k = g.indptr[r]; k < g.indptr[r + 1]; ++k)
-                kept += in_top(r, g.data[k], g.indices[k]) || in_top(g.indices[k], g.data[k], r);
+            for (int64_t k = g.indptr[r]; k < g.indptr[r + 1]; ++k) kept += keep(r, k);
             out.indptr[r + 1] = kept;
         }
     });
@@ -180,7 +191,7 @@ CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const S
         for (int64_t r = split_point(n, tasks, t); r < split_point(n, tasks, t + 1); ++r) {
             int64_t o = out.indptr[r];
             for (int64_t k = g.indptr[r]; k < g.indptr[r + 1]; ++k) {
-                if (!(in_top(r, g.data[k], g.indices[k]) || in_top(g.indices[k], g.data[k], r))) continue;
+                if (!keep(r, k)) continue;
                 out.indices[o] = g.indices[k];
                 out.data[o] = g.data[k];
                 ++o;
@@ -190,7 +201,13 @@ CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const S
     return out;
 }
 
-}  // namespace
+// Keeps (i, j) when j is in the top_k of row i or i is in the top_k of row j (larger weight
+// first, ties to the smaller column). Relies on the graph being symmetric with bitwise-equal
+// mirror weights, so "i in the top_k of row j" is a comparison with row j's k-th entry.
+static CoocGraph finish_top_k(const CoocGraph& g, int64_t top_k, int n_threads, const StopCheck& stop) {
+    const TopKStats st = top_k_stats(g, top_k, n_threads, stop);
+    return filter_top_k(g, 0, TopKRef{st.capped.data(), st.kth_w.data(), st.kth_col.data()}, n_threads, stop);
+}
 
 template <class Acc>
 CoocGraph finish(const RowView<Acc>& v, const CoocFinish& f, int n_threads, const StopCheck& stop) {

@@ -11,6 +11,7 @@
 namespace py = pybind11;
 
 void register_cooccurrence(py::module_& m);
+void register_cooccurrence_partial(py::module_& m);
 void register_recpca(py::module_& m);
 
 namespace {
@@ -51,5 +52,6 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "tfllmer_fast compiled kernels (private; use the tfllmer_fast package)";
     m.def("build_info", &build_info, "Versions of Eigen, Spectra and OpenMP this module was built with");
     register_cooccurrence(m);
+    register_cooccurrence_partial(m);
     register_recpca(m);
 }

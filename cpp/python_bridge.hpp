@@ -2,7 +2,10 @@
 // by the kernel's StopCheck back into Python's KeyboardInterrupt.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <utility>
 
 #include "cancel.hpp"
 
@@ -27,6 +30,15 @@ auto call_without_gil(Fn&& fn) -> decltype(fn()) {
         if (PyErr_Occurred()) throw pybind11::error_already_set();
         throw pybind11::value_error("computation cancelled");
     }
+}
+
+// Hands a vector's buffer to numpy without copying.
+template <class Vector, class T = typename Vector::value_type>
+pybind11::array_t<T> to_numpy(Vector&& v) {
+    auto* owner = new Vector(std::move(v));
+    pybind11::capsule capsule(owner, [](void* p) { delete static_cast<Vector*>(p); });
+    return pybind11::array_t<T>({static_cast<pybind11::ssize_t>(owner->size())},
+                                {static_cast<pybind11::ssize_t>(sizeof(T))}, owner->data(), capsule);
 }
 
 }  // namespace tfllmer

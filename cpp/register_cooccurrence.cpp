@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cooccurrence.hpp"
+#include "cooccurrence_partial.hpp"
 #include "python_bridge.hpp"
 
 namespace py = pybind11;
@@ -56,14 +57,7 @@ ChunkArgs chunk_args(const I64Array& offsets, const I32Array& items) {
     return ChunkArgs{offsets.data(), offsets.shape(0) - 1, items.data()};
 }
 
-// Hands a vector's buffer to numpy without copying.
-template <class Vector, class T = typename Vector::value_type>
-py::array_t<T> to_numpy(Vector&& v) {
-    auto* owner = new Vector(std::move(v));
-    py::capsule capsule(owner, [](void* p) { delete static_cast<Vector*>(p); });
-    return py::array_t<T>({static_cast<py::ssize_t>(owner->size())}, {static_cast<py::ssize_t>(sizeof(T))},
-                          owner->data(), capsule);
-}
+using tfllmer::to_numpy;
 
 // Index dtype of returned graphs: int64 indptr and indices when asked (the API's default),
 // otherwise int32 while nnz fits and int64 beyond. A knob lets tests lower the int32 limit.
@@ -148,6 +142,15 @@ void register_cooccurrence(py::module_& m) {
                 return to_python(std::move(g), index64);
             },
             py::arg("min_count"), py::arg("top_k"), py::arg("index64") = true)
+        .def(
+            "take_sums",
+            [](tfllmer::CooccurrenceCounter& self) {
+                tfllmer::CoocSums s = tfllmer::call_without_gil([&] { return self.take_sums(); });
+                return py::make_tuple(to_numpy(std::move(s.indptr)), to_numpy(std::move(s.cols)),
+                                      to_numpy(std::move(s.vals)), s.words);
+            },
+            "Moves the exact upper-triangle sums out as (indptr, cols int32, vals uint64, words); the "
+            "counter keeps no pairs afterwards.")
         .def_property_readonly("n_interactions_seen", &tfllmer::CooccurrenceCounter::n_interactions_seen)
         .def_property_readonly("n_users_seen", &tfllmer::CooccurrenceCounter::n_users_seen)
         .def_property_readonly("nnz", &tfllmer::CooccurrenceCounter::nnz);

@@ -207,6 +207,29 @@ void register_recpca(py::module_& m) {
         "The centred D x D matrix M and the mean X^T wm (private).");
 
     m.def(
+        "recpca_eig",
+        [](const Eigen::MatrixXd& M, int64_t nev, int64_t ncv, int64_t max_iter, double tol,
+           std::optional<Eigen::VectorXd> init, bool dense, int n_threads) {
+            require(n_threads >= 1, "n_threads must be >= 1");
+            require(M.rows() == M.cols(), "M must be square");
+            if (init) require(init->size() == M.rows(), "init must have D entries");
+            EigOptions opt;
+            opt.nev = nev;
+            opt.ncv = ncv;
+            opt.max_iter = max_iter;
+            opt.tol = tol;
+            opt.init = init ? init->data() : nullptr;
+            opt.dense = dense;
+            const StopCheck stop = python_stop_check();
+            EigResult r = call_without_gil([&] { return eig_symmetric(M, opt, n_threads, stop); });
+            r.mean = Eigen::VectorXd::Zero(M.rows());
+            return result_dict(std::move(r));
+        },
+        py::arg("M"), py::arg("nev"), py::arg("ncv"), py::arg("max_iter"), py::arg("tol"), py::arg("init"),
+        py::arg("dense"), py::arg("n_threads"),
+        "Top-nev eigenpairs of a symmetric M given whole, as recpca_fit's Gram path solves it (private).");
+
+    m.def(
         "shifted_graph_matmat",
         [](py::array X, py::array indptr, py::array indices, py::array data, py::array t, py::array s, double lam,
            int n_threads) {

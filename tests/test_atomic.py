@@ -1,7 +1,7 @@
 import pytest
 
 from tfllmer_fast._atomic import atomic_open
-from tfllmer_fast.experiment.cli import _npz_path
+from tfllmer_fast.experiment.cli import npz_path as _npz_path
 
 
 def test_atomic_open_replaces_only_on_success(tmp_path):

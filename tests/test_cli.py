@@ -112,7 +112,7 @@ def test_run_length_depends_only_on_the_flags_given(argv, epochs, patience, monk
         seen["config"] = config_from_args(args)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_run", fake_run)
+    monkeypatch.setattr(cli.commands, "cmd_run", fake_run)
     assert cli.main(argv) == 0
     cfg = seen["config"]
     assert (cfg.epochs, cfg.patience, cfg.dataset) == (epochs, patience, "synthetic")
@@ -278,5 +278,45 @@ def test_packaging_metadata():
     root = Path(__file__).resolve().parents[1]
     meta = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert meta["license"] == "MIT" and (root / "LICENSE").read_text().startswith("MIT License")
+    assert meta["urls"]["Paper"].startswith("https://arxiv.org/abs/")
     readme = (root / "README.md").read_text()
     assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
+
+
+def test_graph_ignores_a_training_config_files_init(tmp_path, capsys):
+    toml = tmp_path / "train.toml"
+    toml.write_text('init = "recpca"\nembeddings = "minilm"\nlr = 0.01\n')
+    assert main(["graph", "--config", str(toml), "--synthetic-users", "150",
+                 "--synthetic-items", "60", "--out", str(tmp_path / "g.npz")]) == 0
+    assert (tmp_path / "g.npz").exists()
+
+
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+
+    for module in ("tfllmer_fast", "tfllmer_fast.experiment.cli"):
+        out = subprocess.run([sys.executable, "-m", module, "graph", "--help"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "--graph-window" in out
+
+
+def test_files_that_are_no_checkpoint_and_bad_values_are_one_line(tmp_path, capsys):
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    _fails(["evaluate", str(tmp_path / "other.pt")], capsys,
+           expect="is not a tfllmer_fast checkpoint")
+    _fails([*TINY_RUN, "--threads", "0", "--output", str(tmp_path / "r")], capsys,
+           expect="threads must be >= 1")
+    for flag, value in (("--eval-batch-size", "-1"), ("--n-layers", "0"), ("--dropout", "1.5")):
+        _fails([*TINY_RUN, flag, value, "--output", str(tmp_path / "r")], capsys,
+               expect=f"{flag[2:].replace('-', '_')} must")
+
+
+def test_a_diverged_run_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
+    from tfllmer_fast.train.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "train_epoch", lambda self, progress=None: float("nan"))
+    _fails([*TINY_RUN, "--output", str(tmp_path / "r")], capsys,
+           expect="lower the learning rate")

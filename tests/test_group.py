@@ -147,3 +147,12 @@ def test_partitions_cover_the_stack_and_skip_copies_when_whole(split):
     assert g._partition([5, 5, 5, 5]) == [[0, 1, 2, 3]]
     g.split_widths = False  # the GPU setting: one stack, in slot order
     assert g._partition([9, 3, 7, 1]) == [[0, 1, 2, 3]]
+
+
+def test_group_refuses_the_cold_start_protocol(split):
+    from tfllmer_fast.data.cold import cold_start_split
+
+    cold = cold_start_split(split, np.array([3, 7]))
+    c = _configs("sasrec", "prefixes")[0]
+    with pytest.raises(ValueError, match="cold-start"):
+        GroupTrainer([build_member(c, cold.n_items)[0]], cold, [c])

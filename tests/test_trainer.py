@@ -142,6 +142,26 @@ def test_a_larger_patience_extends_an_early_stopped_run(tmp_path, monkeypatch):
     assert again.epochs_run == 8 and len(again.history) == 8
 
 
+def test_writing_extra_state_after_fit_keeps_the_last_epochs_training_state(tmp_path, monkeypatch):
+    # After fit the model holds the best state; a checkpoint rewritten then (e.g. with the
+    # aligned map of new items) must still resume from the last epoch, not from the best.
+    split = leave_one_out(random_sequences(n_users=40, n_items=25, seed=4))
+    cfg = _cfg(epochs=3, patience=5, dropout=0.3)
+    tr = Trainer(build_model(cfg, split.n_items), split, cfg, checkpoint_path=tmp_path / "ck.pt")
+    scores = iter([0.5, 0.1, 0.1])  # best epoch 1, last epoch 3
+    monkeypatch.setattr(tr, "evaluate", lambda which="valid", **kw: {"ndcg@10": next(scores)})
+    tr.fit()
+    before = load_checkpoint(tmp_path / "ck.pt")
+    tr.extra_state["items"] = {"note": "written after fit"}
+    tr.save_checkpoint()
+    after = load_checkpoint(tmp_path / "ck.pt")
+    assert after["items"] == {"note": "written after fit"} and after["epoch"] == 3
+    for k, v in before["model"].items():
+        assert torch.equal(after["model"][k], v)  # the last epoch's weights
+    assert any(not torch.equal(after["model"][k], v) for k, v in after["best_state"].items())
+    assert torch.equal(after["rng"]["torch"], before["rng"]["torch"])
+
+
 def test_checkpoint_mismatch_is_refused(tmp_path):
     seqs = random_sequences(n_users=30, n_items=20)
     data = Dataset("toy", seqs, None, None)

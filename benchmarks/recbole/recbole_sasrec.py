@@ -1,6 +1,6 @@
 """Train and evaluate RecBole 1.2.1's SASRec / GRU4Rec on a shared-data sequence file, with timings.
 
-This is the reference side of the training-throughput comparison (issue 4): it runs RecBole on
+This is the reference side of the training-throughput comparison: it runs RecBole on
 exactly the data and hyper-parameters our own trainer uses and writes a JSON with separate wall
 times for data preparation, each training epoch, each full-ranking validation pass and the final
 test pass, plus per-epoch losses and metrics.

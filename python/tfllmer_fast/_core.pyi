@@ -39,12 +39,65 @@ class CooccurrenceCounter:
     def result(
         self, min_count: float, top_k: int, index64: bool = True
     ) -> tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32]]: ...
+    def take_sums(self) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.uint64], int]:
+        """(indptr, cols, vals, words) of the exact upper-triangle sums; the counter is emptied."""
     @property
     def n_interactions_seen(self) -> int: ...
     @property
     def n_users_seen(self) -> int: ...
     @property
     def nnz(self) -> int: ...
+
+# --- partial sums (register_cooccurrence_partial.cpp) ---
+# A partial is rows [row_begin, row_end) of exact sums: indptr int64 (rows + 1), cols int32
+# (global ids), vals uint64 with `words` words per entry (1: counts, 2: 64.64 fixed point).
+
+def cooc_sums_merge(
+    parts: list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.uint64]]],
+    n: int,
+    row_begin: int,
+    row_end: int,
+    upper: bool,
+    words: int,
+    n_threads: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.uint64]]: ...
+def cooc_sums_mirror_split(
+    indptr: NDArray[np.int64],
+    cols: NDArray[np.int32],
+    vals: NDArray[np.uint64],
+    n: int,
+    row_begin: int,
+    row_end: int,
+    words: int,
+    bounds: list[int],
+    n_threads: int,
+) -> list[tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.uint64]]]: ...
+def cooc_sums_finish(
+    indptr: NDArray[np.int64],
+    cols: NDArray[np.int32],
+    vals: NDArray[np.uint64],
+    n: int,
+    row_begin: int,
+    row_end: int,
+    upper: bool,
+    words: int,
+    min_count: float,
+    top_k: int,
+    n_threads: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]: ...
+def cooc_top_k_stats(
+    indptr: NDArray[np.int64], indices: NDArray[np.int32], data: NDArray[np.float32], top_k: int, n_threads: int
+) -> tuple[NDArray[np.uint8], NDArray[np.float32], NDArray[np.int32]]: ...
+def cooc_top_k_filter(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    data: NDArray[np.float32],
+    row_begin: int,
+    capped: NDArray[np.uint8],
+    kth_w: NDArray[np.float32],
+    kth_col: NDArray[np.int32],
+    n_threads: int,
+) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]: ...
 
 # --- recpca and graph checks (register_recpca.cpp) ---
 # Arrays are checked, never converted: X is float32 or float64 (C-contiguous, may be
@@ -86,6 +139,18 @@ def recpca_gram(
     c: float,
     n_threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+
+def recpca_eig(
+    M: NDArray[np.float64],
+    nev: int,
+    ncv: int,
+    max_iter: int,
+    tol: float,
+    init: NDArray[np.float64] | None,
+    dense: bool,
+    n_threads: int,
+) -> dict[str, Any]:
+    """As recpca_fit, for a given symmetric M (mean: zeros)."""
 
 # Y has X's dtype.
 def shifted_graph_matmat(

@@ -24,7 +24,7 @@ def check_float_matrix(X, name: str = "X", *, allow_empty: bool = False, finite:
 
     Read-only and memory-mapped arrays pass through untouched; other dtypes are converted
     to float64 (integers) or rejected (complex, object). ``finite=False`` skips the NaN/Inf
-    scan for callers that get it from :func:`tfllmer_fast.normalization.checked_row_norms`
+    scan for callers that get it from :func:`tfllmer_fast.graph.normalization.checked_row_norms`
     (one pass over X instead of two).
     """
     if hasattr(X, "toarray"):

@@ -274,10 +274,19 @@ class LeaveOneOutSplit:
     valid_targets: np.ndarray
     test_targets: np.ndarray
     user_index: np.ndarray
+    #: Cold-start protocol (see :mod:`.cold`): the histories users really had, which the
+    #: evaluation reads (``None``: ``train``), and the cold item ids (``None``: no cold items).
+    eval_history: Sequences | None = None
+    cold_items: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
         return self.train.n_items
+
+    @property
+    def history(self) -> Sequences:
+        """The evaluation inputs' histories: ``eval_history`` when set, else ``train``."""
+        return self.train if self.eval_history is None else self.eval_history
 
 
 def leave_one_out(seqs: Sequences, min_length: int = 3) -> LeaveOneOutSplit:

@@ -69,6 +69,11 @@ class Config:
     synthetic_users: int = _opt(4000, "users of the synthetic catalogue")
     synthetic_items: int = _opt(1500, "items of the synthetic catalogue")
     synthetic_dim: int = _opt(64, "embedding width of the synthetic catalogue")
+    cold_items: float = _opt(0.0, "cold-start protocol: share of items removed from every "
+                             "training sequence (evaluated as new items; 0: off)")
+    cold_seed: int = _opt(0, "seed of the cold-item draw")
+    cold_items_from: str | None = _opt(None, "file listing the cold items (the data's item "
+                                       "ids, whitespace-separated); instead of cold_items")
 
     # --- model ---
     model: str = _opt("sasrec", "backbone", choices=MODELS)
@@ -129,6 +134,8 @@ class Config:
     eval_negatives: int = _opt(100, "negatives per user of the sampled protocol")
     eval_batch_size: int | None = _opt(None, "users per evaluation block (none: automatic)")
     ks: list[int] = _opt(None, "cut-offs K of the metrics", factory=lambda: [5, 10, 20])
+    head_share: float = _opt(0.2, "head items: the most frequent (warm) items that hold this "
+                             "share of training interactions; the rest is the tail")
 
     def __post_init__(self):
         self.validate()
@@ -156,9 +163,22 @@ class Config:
             if f.metadata.get("choices"):
                 choice(f.name, f.metadata["choices"])
         for key in ("hidden", "max_len", "epochs", "batch_size", "n_heads", "inner_size",
-                    "eval_every", "eval_negatives", "gru_hidden"):
+                    "eval_every", "eval_negatives", "gru_hidden", "synthetic_users",
+                    "synthetic_items", "synthetic_dim"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("threads", "n_layers", "n_negatives", "kcore", "eval_batch_size"):
+            value = getattr(self, key)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{key} must be >= 1 (or none), got {value}")
+        for key in ("dropout", "attn_dropout", "mask_ratio"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{key} must lie in [0, 1), got {value}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 (or none), got {self.grad_clip}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.patience < 0:
             raise ValueError("patience must be >= 0")
         if not self.temperature > 0:
@@ -168,6 +188,12 @@ class Config:
         if self.init != "random" and self.embeddings is None:
             raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings "
                              "or use init='random'")
+        if not 0.0 <= self.cold_items < 1.0:
+            raise ValueError(f"cold_items must be a fraction in [0, 1), got {self.cold_items}")
+        if self.cold_items and self.cold_items_from:
+            raise ValueError("give cold_items or cold_items_from, not both")
+        if not 0.0 < self.head_share < 1.0:
+            raise ValueError(f"head_share must lie in (0, 1), got {self.head_share}")
         m, k = self.selection_metric.split("@") if "@" in self.selection_metric else ("", "")
         if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, "
@@ -196,7 +222,7 @@ class Config:
     def fingerprint(self) -> str:
         """JSON of the fields that change the training trajectory (resume must match)."""
         skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
-                "mask_history", "eval_negatives", "eval_batch_size", "compile"}
+                "mask_history", "eval_negatives", "eval_batch_size", "head_share", "compile"}
         d = {k: v for k, v in self.to_dict().items() if k not in skip}
         # Fields added later are left out at their defaults, so older checkpoints still match.
         for k, default in _LATE_DEFAULTS.items():
@@ -225,7 +251,8 @@ def _flatten(d: dict) -> dict:
 
 
 _NULLABLE = {"embeddings", "kcore", "n_layers", "dropout", "attn_dropout", "graph_window",
-             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name"}
+             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name",
+             "cold_items_from"}
 
 
 def load_config_file(path) -> dict:

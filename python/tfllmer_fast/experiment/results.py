@@ -77,14 +77,30 @@ def format_table(rows: list[dict], columns: list[str], *, floatfmt: str = ".4f")
 
 
 def metrics_table(metrics: dict[str, dict], ks=(5, 10, 20)) -> str:
-    """Rows = splits (valid, test, ...), columns = recall/ndcg/mrr at each K."""
+    """Rows = splits and their target groups (valid, valid_head, test, test_cold, ...),
+    columns = the number of targets and recall/ndcg/mrr at each K."""
     cols = [f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in ks]
     rows = []
     for split, vals in metrics.items():
-        row = {"split": split}
+        row = {"split": split, "targets": vals.get("n_targets")}
         row.update({c: vals.get(c) for c in cols})
         rows.append(row)
-    return format_table(rows, ["split", *cols])
+    return format_table(rows, ["split", "targets", *cols])
+
+
+#: Target groups of the evaluation (see tfllmer_fast.data.cold.item_groups), in table order.
+GROUPS = ("warm", "cold", "head", "tail")
+
+
+def chance_metrics(n_items: int, ks=(5, 10, 20)) -> dict[str, float]:
+    """Expected metrics of a uniformly random full ranking of ``n_items`` candidates."""
+    out = {}
+    for k in ks:
+        r = np.arange(min(k, n_items))
+        out[f"recall@{k}"] = len(r) / n_items
+        out[f"ndcg@{k}"] = float(np.sum(1.0 / np.log2(r + 2.0)) / n_items)
+        out[f"mrr@{k}"] = float(np.sum(1.0 / (r + 1.0)) / n_items)
+    return out
 
 
 def mean_std(values) -> tuple[float, float | None]:
@@ -106,6 +122,16 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
                  group_seeds: bool = True) -> str:
     """Table of several runs; runs whose configs differ only in the seed are grouped as
     mean ± std (sample std, n-1) with the number of seeds."""
+    # Runs with aligned rows for cold items (cold-start protocol) get a second row.
+    expanded = []
+    for r in results:
+        expanded.append(r)
+        if "metrics_aligned" in r:
+            expanded.append({**r, "label": (r.get("label") or "run") + " (aligned rows)",
+                             "metrics": r["metrics_aligned"]})
+    results = expanded
+    present = [g for g in GROUPS
+               if any(f"{split}_{g}" in r.get("metrics", {}) for r in results)]
     groups: dict[str, list[dict]] = {}
     for r in results:
         cfg = dict(r.get("config", {}))
@@ -129,6 +155,14 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
             vals = np.array([r["metrics"][split][m] for r in runs
                              if m in r.get("metrics", {}).get(split, {})], dtype=float)
             row[f"{split} {m}"] = fmt_mean_std(vals) if vals.size else None
+            for g in present:
+                group_split = f"{split}_{g}"
+                vals = np.array([r["metrics"][group_split][m] for r in runs
+                                 if m in r.get("metrics", {}).get(group_split, {})], dtype=float)
+                row[f"{g} {m}"] = fmt_mean_std(vals) if vals.size else None
+        sizes = [r["metrics"].get(f"{split}_{g}", {}).get("n_targets") for g in present
+                 for r in runs[:1]]
+        row["targets " + "/".join(present)] = "/".join(str(x) for x in sizes) if present else None
         row["folder"] = ", ".join(r["folder"] for r in runs if r.get("folder")) or None
         ep = [r.get("best_epoch") for r in runs if r.get("best_epoch") is not None]
         row["best epoch"] = ", ".join(str(e) for e in ep)
@@ -137,7 +171,8 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
         row["s/epoch"] = f"{np.median(sec):.2f}" if sec else None
         rows.append(row)
     cols = ["run", "dataset", "model", "seeds", *[f"{split} {m}" for m in metrics],
-            "best epoch", "s/epoch"]
+            *[f"{g} {m}" for g in present for m in metrics],
+            *(["targets " + "/".join(present)] if present else []), "best epoch", "s/epoch"]
     if any(r["folder"] for r in rows):
         cols.append("folder")
     return format_table(rows, cols)

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data import Dataset, check_embeddings, load_dataset
 from ..data.sequences import LeaveOneOutSplit, Sequences, leave_one_out
 from ..graph.item_table import initial_item_table
 from ..train import Trainer, build_model, cpu_threads, resolve_device, seed_everything
+from ..train.new_items import fit_aligned_map, to_checkpoint_values
 from .config import Config
 from .results import metrics_table, versions, write_json_atomic
 
@@ -52,6 +54,24 @@ def make_split(seqs: Sequences) -> LeaveOneOutSplit:
     return split
 
 
+def cold_items_of(config: Config, data: Dataset, n_items: int) -> np.ndarray:
+    """The cold items of ``config`` (sorted 0-based ids; empty when the protocol is off)."""
+    from ..data.cold import choose_cold_items, read_item_list
+
+    if config.cold_items_from:
+        return read_item_list(config.cold_items_from, data.sequences.item_ids, n_items)
+    return choose_cold_items(n_items, config.cold_items, config.cold_seed)
+
+
+def make_run_split(config: Config, data: Dataset) -> LeaveOneOutSplit:
+    """Leave-one-out, then the cold-start protocol of ``config`` when it is on."""
+    from ..data.cold import cold_start_split
+
+    split = make_split(data.sequences)
+    cold = cold_items_of(config, data, split.n_items)
+    return cold_start_split(split, cold) if cold.size else split
+
+
 @dataclass
 class RunResult:
     """What a run produced: ``results`` (the content of ``results.json``; ``result[key]``
@@ -74,7 +94,7 @@ class RunResult:
 
 def run_experiment(config: Config, *, data: Dataset | None = None, split=None,
                    output_dir=None, item_table=None, graph=None, resume: bool = True,
-                   callbacks=()) -> RunResult:
+                   callbacks=(), projection: dict | None = None) -> RunResult:
     """Train and evaluate one configuration.
 
     Parameters
@@ -91,15 +111,23 @@ def run_experiment(config: Config, *, data: Dataset | None = None, split=None,
         Precomputed initial item table (skips the graph and the reduction).
     graph : scipy sparse, optional
         Precomputed training co-occurrence graph for ``init="recpca"``.
+    projection : dict, optional
+        With ``item_table``: the projection that built it (from ``initial_item_table(...,
+        projection=...)``), stored in the checkpoint so that new items get rows
+        (``add-items``). Without it such a run is treated as ID-only there.
+
+    With the cold-start protocol (``cold_items`` / ``cold_items_from``) a given ``split``
+    must already be the cold-start split (:func:`make_run_split`).
 
     torch's CPU thread count is ``config.threads`` during the run and restored after.
     """
     with cpu_threads(config.threads) as threads:
         return _run(config, data, split, output_dir, item_table, graph, resume, callbacks,
-                    threads)
+                    threads, projection)
 
 
-def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads):
+def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads,
+         projection):
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     device = resolve_device(config.device)
@@ -107,7 +135,10 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     if data is None:
         data = load_run_data(config)
     if split is None:
-        split = make_split(data.sequences)
+        split = make_run_split(config, data)
+    elif (config.cold_items or config.cold_items_from) and split.cold_items is None:
+        raise ValueError("the config asks for cold items but the given split has none: "
+                         "build it with make_run_split")
     timings["data_s"] = time.perf_counter() - t
     n_items = split.n_items
     if data.embeddings is not None:
@@ -116,11 +147,13 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     seed_everything(config.seed)
     t = time.perf_counter()
     if item_table is None:
+        projection = {}
         item_table = initial_item_table(
             config.init, data.embeddings, split, config.hidden, lam=config.lam,
             window=config.graph_window, weighting=config.graph_weighting, graph=graph,
             normalize_llm=config.normalize_llm, scale=config.init_scale,
-            init_std=config.init_std, n_threads=config.threads, timings=timings)
+            init_std=config.init_std, n_threads=config.threads, timings=timings,
+            projection=projection)
     timings["init_s"] = time.perf_counter() - t
     model = build_model(config, n_items)
     if item_table is not None:
@@ -130,24 +163,60 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     trainer = Trainer(model, split, config, device=device,
                       checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
                       callbacks=callbacks)
+    attach_item_state(trainer, data, split, item_table, projection)
     fit = trainer.fit()
-    return finish_run(config, data, split, trainer, fit, timings, threads, t_start)
+    return finish_run(config, data, split, trainer, fit, timings, threads, t_start,
+                      item_table=item_table, projection=projection)
 
 
-def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_start: float
-               ) -> RunResult:
+def attach_item_state(trainer, data, split, item_table, projection) -> None:
+    """The catalogue a run was trained on (ids, cold items, the projection of its table),
+    kept in its checkpoint for adding items later."""
+    n_items = split.n_items
+    keys = data.sequences.item_ids
+    trainer.extra_state["items"] = to_checkpoint_values({
+        "n_items": n_items,
+        "known_ids": [str(k) for k in (keys if keys is not None else range(n_items))],
+        "cold_items": [] if split.cold_items is None else split.cold_items.tolist(),
+        **({"projection": projection} if item_table is not None and projection else {})})
+
+
+def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_start: float,
+               *, item_table=None, projection=None) -> RunResult:
     """Final evaluation of a trained ``trainer`` (best state restored) and the results
     record of the run; shared by lone runs and runs trained in a group."""
     device = trainer.device
     n_items = split.n_items
     t = time.perf_counter()
-    protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
-    metrics = {}
-    for p in protocols:
-        suffix = "" if p == "full" else "_sampled"
-        metrics["valid" + suffix] = trainer.evaluate("valid", protocol=p)
-        metrics["test" + suffix] = trainer.evaluate("test", protocol=p)
+    metrics = final_metrics(trainer, config)
     timings["final_eval_s"] = time.perf_counter() - t
+    aligned_info = metrics_aligned = None
+    if item_table is not None and projection:
+        t = time.perf_counter()
+        warm = np.ones(n_items, bool)
+        if split.cold_items is not None:
+            warm[split.cold_items] = False
+        amap = fit_aligned_map(trainer, item_table, warm=warm, seed=config.seed)
+        trainer.extra_state["items"]["aligned"] = to_checkpoint_values(
+            {k: amap[k] for k in ("W", "b", "lam", "lam_rel")})
+        trainer.save_checkpoint()
+        aligned_info = {k: amap[k] for k in ("lam", "lam_rel", "n_holdout_targets", "metric")}
+        aligned_info["valid_scores"] = {format(k, "g"): v for k, v in amap["scores"].items()}
+        if split.cold_items is not None and len(split.cold_items):
+            # The cold rows as the aligned map would give them, the rest as trained.
+            cold = split.cold_items
+            weight = trainer.model.item_emb.weight
+            idx = torch.as_tensor(cold + 1, device=weight.device)
+            kept = weight.detach()[idx].clone()
+            rows = np.asarray(item_table, np.float64)[cold] @ amap["W"] + amap["b"]
+            with torch.no_grad():
+                weight[idx] = torch.as_tensor(rows, dtype=kept.dtype, device=kept.device)
+            try:
+                metrics_aligned = final_metrics(trainer, config)
+            finally:
+                with torch.no_grad():
+                    weight[idx] = kept
+        timings["aligned_s"] = time.perf_counter() - t
     epoch_s = [h["train_s"] for h in fit.history]
     eval_s = [h["eval_s"] for h in fit.history if "eval_s" in h]
     session_s = time.perf_counter() - t_start
@@ -166,6 +235,9 @@ def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_star
                     "n_train_windows": int(trainer.windows.shape[0]),
                     "n_train_targets": trainer.n_targets},
         "metrics": metrics,
+        "groups": group_summary(trainer, config),
+        **({"metrics_aligned": metrics_aligned} if metrics_aligned is not None else {}),
+        **({"aligned_map": aligned_info} if aligned_info is not None else {}),
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
@@ -176,6 +248,31 @@ def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_star
         "versions": versions(device),
     }
     return RunResult(results, trainer)
+
+
+def final_metrics(trainer: Trainer, config: Config) -> dict:
+    """Validation and test metrics of every protocol, for all targets and per group
+    (``test_head``, ``test_tail``, and ``test_warm``/``test_cold`` with cold items)."""
+    protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
+    metrics = {}
+    for p in protocols:
+        suffix = "" if p == "full" else "_sampled"
+        for which in ("valid", "test"):
+            metrics.update(trainer.evaluate_groups(which, protocol=p, name=which + suffix))
+    return metrics
+
+
+def group_summary(trainer: Trainer, config: Config) -> dict:
+    """Sizes of the item groups (and the rule that made them), for results.json."""
+    groups = trainer.item_groups()
+    split = trainer.split
+    return {"head_share": config.head_share,
+            "n_cold_items": 0 if split.cold_items is None else int(len(split.cold_items)),
+            "cold_items": config.cold_items, "cold_seed": config.cold_seed,
+            "cold_items_from": config.cold_items_from,
+            "n_items": {g: int(m.sum()) for g, m in groups.items()},
+            "train_interactions": {g: int(m[split.train.items].sum())
+                                   for g, m in groups.items()}}
 
 
 def save_run(result: RunResult, output_dir, *, plot: bool = True) -> dict[str, Path]:

@@ -212,7 +212,7 @@ def cooccurrence(
     ----------
     offsets : array of int, shape (n_users + 1,), or Sequences, or list of lists
         User ``u``'s sequence is ``items[offsets[u]:offsets[u + 1]]``, oldest first.
-        A :class:`~tfllmer_fast.sequences.Sequences` (then ``items`` must be None) or a list of
+        A :class:`~tfllmer_fast.data.sequences.Sequences` (then ``items`` must be None) or a list of
         per-user lists of item ids are accepted too.
     items : array of int (int32 or int64), shape (n_interactions,), optional
         0-based item ids.

@@ -71,12 +71,14 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
                        lam: float = 0.5, window=None, weighting: str = "count",
                        graph=None, normalize_llm: bool | None = None, scale: str = "std",
                        init_std: float = 0.02, n_threads: int | None = None,
-                       timings: dict | None = None):
+                       timings: dict | None = None, projection: dict | None = None):
     """The (n_items, hidden) float32 initial item table for ``mode``, or None for random.
 
     ``graph`` may be passed to reuse a co-occurrence graph across runs (it must be the
     training graph of ``split``). ``n_threads``: OpenMP threads of the graph and the
     reduction (None: all cores). ``timings`` (a dict) receives ``graph_s`` / ``reduce_s``.
+    ``projection`` (a dict) receives what maps any LLM row to a table row the same way
+    (see :func:`projection_state`): new items get their rows from it.
     """
     if mode == "random":
         return None
@@ -109,7 +111,40 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
         if mode == "recpca":
             timings["graph_s"] = t1 - t0
         timings["reduce_s"] = time.perf_counter() - t1
+    factor = 1.0
+    if scale == "std":
+        s = Z.std()
+        factor = float(init_std / s) if s > 0 else 1.0
     Z = rescale_table(Z, scale, init_std)
     if not np.isfinite(Z).all():
         raise ValueError("the initial item table contains NaN or Inf")
+    if projection is not None:
+        projection.update(projection_state(pca, mode, scale, factor))
+    return Z.astype(np.float32)
+
+
+def projection_state(pca: RecPCA, mode: str, scale: str, factor: float) -> dict:
+    """Plain values (numpy arrays, floats, strings) of a fitted projection + scaling:
+    ``apply_projection(state, X)`` maps LLM rows exactly as the table was built."""
+    return {"mode": mode, "components": np.asarray(pca.components_, np.float64),
+            "mean": np.asarray(pca.mean_, np.float64), "normalize": bool(pca.normalize),
+            "lam": float(pca.lam), "scale": scale, "factor": float(factor)}
+
+
+def apply_projection(state: dict, X) -> np.ndarray:
+    """Table rows (float32) of LLM embedding rows ``X`` under a stored projection: rows
+    L2-normalised when the table's were, centred with the stored mean, projected on the
+    stored components, then scaled as the table was (one factor, or unit rows)."""
+    W = np.asarray(state["components"], np.float64)
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[1] != W.shape[0]:
+        raise ValueError(f"embeddings must have {W.shape[0]} columns (the projection's "
+                         f"input width), got shape {X.shape}")
+    if state["normalize"]:
+        X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    Z = X @ W - np.asarray(state["mean"], np.float64) @ W
+    if state["scale"] == "unit":
+        Z = normalize_embeddings(Z, warn=False)
+    else:
+        Z = Z * float(state["factor"])
     return Z.astype(np.float32)

@@ -72,6 +72,30 @@ def use_dense_eig(n_components: int, dim: int, ncv: int) -> bool:
     return n_components >= dim or ncv > dim // 2
 
 
+def gram_problem(Xa: np.ndarray, G: sp.csr_array, lam: float, laplacian_kind: str, normalize: bool,
+                 center: bool, n_threads: int):
+    """The kernels' description of M (see recpca.hpp): ``(t, s, wa, wm, c, zero_rows)`` with
+    ``T' = diag(t) + lam diag(s) A diag(s)`` and the centring weights."""
+    n = Xa.shape[0]
+    t0, s0 = shifted_operator(G, laplacian_kind, lam)
+    norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
+    if normalize:
+        r = inverse_norms(norms)
+        zero_rows = np.flatnonzero(norms == 0)
+        warn_zero_rows(zero_rows, n)
+    else:
+        r = np.ones(n)
+        zero_rows = np.zeros(0, dtype=np.int64)
+    t, s = t0 * r * r, s0 * r
+    if center:
+        u = t0 + lam * s0 * (G @ s0)  # T 1, with T = I - lam L on the raw graph
+        wa, wm, c = r * u, r / n, float(u.sum())
+    else:
+        wa = wm = None
+        c = 0.0
+    return t, s, wa, wm, c, zero_rows
+
+
 class RecPCA:
     """Graph-regularised PCA of item embeddings (the TF-LLMER item initialisation).
 
@@ -237,23 +261,8 @@ class RecPCA:
             graph = sp.csr_array((n, n), dtype=np.float32)  # lam = 0 never reads it: plain PCA
         G = check_graph(graph, n, name="graph", n_threads=n_threads)
 
-        t0, s0 = shifted_operator(G, self.laplacian, lam)
-        norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
-        if self.normalize:
-            r = inverse_norms(norms)
-            zero_rows = np.flatnonzero(norms == 0)
-            warn_zero_rows(zero_rows, n)
-        else:
-            r = np.ones(n)
-            zero_rows = np.zeros(0, dtype=np.int64)
-        t, s = t0 * r * r, s0 * r
-        if self.center:
-            u = t0 + lam * s0 * (G @ s0)  # T 1, with T = I - lam L on the raw graph
-            wa, wm, c = r * u, r / n, float(u.sum())
-        else:
-            wa = wm = None
-            c = 0.0
-
+        t, s, wa, wm, c, zero_rows = gram_problem(Xa, G, lam, self.laplacian, self.normalize, self.center,
+                                                  n_threads)
         solver, dense = self._pick_solver(n, dim, d, G.nnz, Xa.itemsize, ncv)
         init = None
         if self.random_state is not None:
@@ -269,6 +278,10 @@ class RecPCA:
                 f"(now {self.max_iter}), loosen tol (now {self.tol:g}) or enlarge ncv (now {ncv}; "
                 f"n_components < ncv <= D = {dim}, larger converges in fewer restarts)."
             )
+        return self._set_fitted(res, d, lam, zero_rows, solver, dense, dim)
+
+    def _set_fitted(self, res: dict, d: int, lam: float, zero_rows, solver: str, dense: bool, dim: int) -> RecPCA:
+        """Fitted attributes from an eigensolver result (also used by tfllmer_fast.dask)."""
         # Fitted attributes are set only now: a failed fit leaves the estimator as it was.
         self.zero_rows_ = zero_rows
         eig = np.asarray(res["eigenvalues"], dtype=np.float64)
@@ -279,7 +292,7 @@ class RecPCA:
                 "penalty outweighs the variance in those directions, and eigenvalue-0 directions may "
                 "be null directions of X (zero variance, Z ~ 0 there). Use a smaller lam or n_components.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         W = np.asarray(res["eigenvectors"], dtype=np.float64)
         # Deterministic signs: the largest-magnitude entry of every component is positive.

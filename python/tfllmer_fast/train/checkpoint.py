@@ -40,7 +40,7 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
         raise CheckpointError(
-            f"checkpoint {path} cannot be read ({type(e).__name__}: {str(e).splitlines()[0]}); "
+            f"checkpoint {path} cannot be read ({type(e).__name__}: {_first_sentence(e)}); "
             "it may be truncated: delete it, or start afresh with --no-resume") from None
     if not isinstance(st, dict) or "format" not in st:
         raise CheckpointError(f"{path} is not a tfllmer_fast checkpoint")
@@ -50,6 +50,11 @@ def load_checkpoint(path, map_location="cpu") -> dict:
             f"{CHECKPOINT_FORMAT}: retrain (--no-resume or another output folder), or "
             "evaluate it with the tfllmer_fast version that wrote it")
     return st
+
+
+def _first_sentence(e: BaseException) -> str:
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text.split(". ")[0].rstrip(".")
 
 
 def check_fingerprint(st: dict, fingerprint: str, path) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..data.sequences import LeaveOneOutSplit
-from .metrics import DEFAULT_KS, metric_sums, target_ranks
+from .metrics import DEFAULT_KS, metric_sums, metrics_from_ranks, target_ranks
 from .rows import append_one, right_aligned
 
 _SCORE_BUDGET = 1 << 25  # floats per score block (128 MiB in float32)
@@ -45,7 +45,8 @@ class EvalData:
 def build_eval_data(split: LeaveOneOutSplit, max_len: int, which: str,
                     device: torch.device | str = "cpu") -> EvalData:
     """Tensors for ``which`` in {"valid", "test"} (see the module docstring)."""
-    train, n = split.train, split.n_items
+    # The histories users really had (with the cold-start protocol, cold items included).
+    train, n = split.history, split.n_items
     n_users = train.n_users
     if which == "valid":
         history = train
@@ -177,6 +178,24 @@ def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: boo
             out[u.numpy()] = r.numpy()
         return metrics, out
     return metrics
+
+
+def group_metrics(ranks, targets, groups: dict, ks=DEFAULT_KS) -> dict[str, dict]:
+    """Metrics of the targets in each group, from per-user ranks.
+
+    ``groups`` maps a name to a boolean mask over items (see
+    :func:`tfllmer_fast.data.cold.item_groups`); ``targets`` are the 0-based targets of the
+    ranked users. Each group's dict holds the metrics averaged over its targets and
+    ``n_targets``; a group without targets holds ``n_targets`` = 0 only.
+    """
+    ranks = np.asarray(ranks)
+    targets = np.asarray(targets, dtype=np.int64)
+    out = {}
+    for name, mask in groups.items():
+        sel = np.asarray(mask, dtype=bool)[targets]
+        n = int(sel.sum())
+        out[name] = {**(metrics_from_ranks(ranks[sel], ks) if n else {}), "n_targets": n}
+    return out
 
 
 def _float_scores(model, h, items):

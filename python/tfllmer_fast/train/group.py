@@ -116,6 +116,9 @@ class GroupTrainer:
         if bad:
             raise ValueError(f"these runs cannot train in a group: {bad} (SASRec/GRU4Rec with "
                              "the 'ce' loss and no grad_clip only)")
+        if getattr(split, "cold_items", None) is not None and len(split.cold_items):
+            raise ValueError("the cold-start protocol (frozen cold rows, masked logits) is not "
+                             "supported in a group: train these runs alone")
         paths = checkpoint_paths or [None] * len(models)
         self.members = [Trainer(m, split, c, device=device, checkpoint_path=p, resume=resume)
                         for m, c, p in zip(models, configs, paths)]

@@ -10,6 +10,10 @@ Every loss takes the model (for its scoring head), representations ``h`` (T, hid
   whole batch, drawn uniformly or by popularity, with the log-Q correction (logit minus
   log of the sampling probability) and accidental hits removed. For catalogues too big for
   a full softmax.
+
+``exclude`` (every loss): item ids outside the training catalogue (the cold-start
+protocol's cold items). Their logits are -inf in ``ce`` (softmax probability 0, hence zero
+gradient on their rows), and ``bce`` / ``sampled_softmax`` never draw them as negatives.
 """
 
 from __future__ import annotations
@@ -87,27 +91,59 @@ def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None,
     return _LinearCrossEntropy.apply(h, E, bias, targets, float(scale), int(chunk))
 
 
+def _excluded_mask(n_items: int, exclude) -> np.ndarray | None:
+    if exclude is None or len(exclude) == 0:
+        return None
+    exclude = np.asarray(exclude, dtype=np.int64)
+    if exclude.min() < 0 or exclude.max() >= n_items:
+        raise ValueError(f"excluded item ids must lie in 0..{n_items - 1}")
+    mask = np.zeros(n_items, dtype=bool)
+    mask[exclude] = True
+    if mask.all():
+        raise ValueError("every item is excluded from the training loss")
+    return mask
+
+
 class FullCrossEntropy:
-    """Full-softmax CE over all items (fused, chunked; see :func:`linear_cross_entropy`)."""
+    """Full-softmax CE over all items (fused, chunked; see :func:`linear_cross_entropy`);
+    excluded items get a -inf logit."""
 
     name = "ce"
 
+    def __init__(self, n_items: int | None = None, exclude=None, device="cpu"):
+        mask = None if n_items is None else _excluded_mask(n_items, exclude)
+        self.mask_bias = None
+        if mask is not None:
+            self.mask_bias = torch.where(torch.as_tensor(mask, device=device),
+                                         float("-inf"), 0.0).float()
+
     def __call__(self, model, h, targets, generator=None):
+        bias = model.output_bias()
+        if self.mask_bias is not None:
+            bias = self.mask_bias if bias is None else bias + self.mask_bias
         return linear_cross_entropy(model.output_hidden(h), model.item_table(), targets,
-                                    scale=1.0 / model.temperature, bias=model.output_bias())
+                                    scale=1.0 / model.temperature, bias=bias)
 
 
 class _NegativeSampler:
-    def __init__(self, n_items: int, distribution: str, counts=None, device="cpu"):
+    def __init__(self, n_items: int, distribution: str, counts=None, device="cpu",
+                 exclude=None):
         if distribution not in ("uniform", "popularity"):
             raise ValueError(f"negative sampling must be 'uniform' or 'popularity', "
                              f"got {distribution!r}")
         self.n_items = n_items
         self.distribution = distribution
+        mask = _excluded_mask(n_items, exclude)
+        # Uniform draws over the allowed items: an index into this table (None: all items).
+        self.allowed = (None if mask is None
+                        else torch.as_tensor(np.flatnonzero(~mask), device=device))
+        self.n_allowed = n_items if mask is None else int((~mask).sum())
         if distribution == "popularity":
             if counts is None:
                 raise ValueError("popularity sampling needs item counts")
             p = np.asarray(counts, dtype=np.float64) + 1.0  # +1: never zero probability
+            if mask is not None:
+                p[mask] = 0.0
             p /= p.sum()
             self.probs = torch.as_tensor(p, dtype=torch.float32, device=device)
             self.log_q = torch.log(self.probs)
@@ -117,12 +153,13 @@ class _NegativeSampler:
 
     def draw(self, shape, device, generator):
         if self.probs is None:
-            return randint(self.n_items, shape, device, generator)
+            idx = randint(self.n_allowed, shape, device, generator)
+            return idx if self.allowed is None else self.allowed.to(device)[idx]
         return multinomial(self.probs, int(np.prod(shape)), device, generator).view(shape)
 
     def log_prob(self, items):
         if self.log_q is None:
-            return torch.full(items.shape, -float(np.log(self.n_items)), device=items.device)
+            return torch.full(items.shape, -float(np.log(self.n_allowed)), device=items.device)
         return self.log_q[items]
 
 
@@ -130,11 +167,11 @@ class SampledSoftmax:
     name = "sampled_softmax"
 
     def __init__(self, n_items, n_negatives=1024, distribution="uniform", counts=None,
-                 device="cpu"):
+                 device="cpu", exclude=None):
         if n_negatives < 1:
             raise ValueError("n_negatives must be >= 1")
         self.n_negatives = int(n_negatives)
-        self.sampler = _NegativeSampler(n_items, distribution, counts, device)
+        self.sampler = _NegativeSampler(n_items, distribution, counts, device, exclude)
 
     def __call__(self, model, h, targets, generator=None):
         neg = self.sampler.draw((self.n_negatives,), h.device, generator)
@@ -150,14 +187,15 @@ class SampledSoftmax:
 class BinaryCrossEntropy:
     name = "bce"
 
-    def __init__(self, n_items, n_negatives=1):
+    def __init__(self, n_items, n_negatives=1, exclude=None, device="cpu"):
         if n_negatives < 1:
             raise ValueError("n_negatives must be >= 1")
         self.n_items = int(n_items)
         self.n_negatives = int(n_negatives)
+        self.sampler = _NegativeSampler(self.n_items, "uniform", device=device, exclude=exclude)
 
     def __call__(self, model, h, targets, generator=None):
-        neg = randint(self.n_items, (targets.numel(), self.n_negatives), h.device, generator)
+        neg = self.sampler.draw((targets.numel(), self.n_negatives), h.device, generator)
         pos = model.score(h, targets.unsqueeze(1)).float().squeeze(1)
         negs = model.score(h, neg).float()
         valid = (neg != targets.unsqueeze(1)).float()
@@ -167,13 +205,15 @@ class BinaryCrossEntropy:
 
 
 def make_loss(name: str, n_items: int, *, n_negatives: int | None = None,
-              negative_sampling: str = "uniform", item_counts=None, device="cpu"):
-    """The loss called ``name`` (one of :data:`LOSSES`)."""
+              negative_sampling: str = "uniform", item_counts=None, device="cpu",
+              exclude=None):
+    """The loss called ``name`` (one of :data:`LOSSES`); ``exclude``: item ids outside the
+    training catalogue (see the module docstring)."""
     if name == "ce":
-        return FullCrossEntropy()
+        return FullCrossEntropy(n_items, exclude, device)
     if name == "bce":
-        return BinaryCrossEntropy(n_items, n_negatives or 1)
+        return BinaryCrossEntropy(n_items, n_negatives or 1, exclude, device)
     if name == "sampled_softmax":
         return SampledSoftmax(n_items, n_negatives or 1024, negative_sampling, item_counts,
-                              device)
+                              device, exclude)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

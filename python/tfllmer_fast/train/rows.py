@@ -15,7 +15,7 @@ items of context (a documented approximation of the prefix view). BERT4Rec windo
 last ``max_len`` items (older items in further windows), masked afresh each epoch.
 
 With position ids counted from each row's first item (the default, see
-:class:`~tfllmer_fast.models.common.TransformerBackbone`) and causal attention, the output at
+:class:`~tfllmer_fast.train.models.common.TransformerBackbone`) and causal attention, the output at
 every position of a window equals that prefix's own forward pass, so this epoch is RecBole's
 up to dropout (one mask per window instead of one per prefix) and batch composition.
 

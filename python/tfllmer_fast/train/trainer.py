@@ -16,7 +16,7 @@ import torch
 
 from ..data.sequences import LeaveOneOutSplit
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
-from .evaluation import EvalData, build_eval_data, evaluate
+from .evaluation import EvalData, build_eval_data, evaluate, group_metrics
 from .losses import make_loss
 from .rows import build_prefixes, build_windows
 from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, resolve_device
@@ -87,9 +87,18 @@ class Trainer:
         self.valid_data: EvalData = build_eval_data(split, config.max_len, "valid", self.device)
         self.test_data: EvalData | None = None
         counts = np.bincount(split.train.items, minlength=split.n_items)
+        cold = split.cold_items
         self.loss_fn = make_loss(config.loss, split.n_items, n_negatives=config.n_negatives,
                                  negative_sampling=config.negative_sampling,
-                                 item_counts=counts, device=self.device)
+                                 item_counts=counts, device=self.device, exclude=cold)
+        # Cold rows get exactly zero gradients (never an input, a target or a scored
+        # negative), so Adam leaves them where they are; weight decay would not, so their
+        # values are put back after every step then.
+        self._cold_rows = None
+        if cold is not None and len(cold) and getattr(config, "weight_decay", 0.0):
+            self._cold_rows = torch.as_tensor(np.asarray(cold) + 1, device=self.device)
+        #: Extra entries of the checkpoint (e.g. the item projection; see experiment.run).
+        self.extra_state: dict = {}
         # Fused Adam: one kernel for all parameters (CPU and CUDA), same maths as RecBole's.
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay, fused=True)
@@ -120,6 +129,28 @@ class Trainer:
                             n_negatives=c.eval_negatives, seed=c.seed, ks=tuple(c.ks),
                             batch_size=c.eval_batch_size, return_ranks=return_ranks,
                             amp_dtype=self.amp_dtype)
+
+    def item_groups(self) -> dict:
+        """Boolean item masks of the target groups (head/tail, and warm/cold with cold
+        items; see :func:`tfllmer_fast.data.cold.item_groups`)."""
+        from ..data.cold import item_groups
+
+        if getattr(self, "_groups", None) is None:
+            self._groups = item_groups(self.split, getattr(self.config, "head_share", 0.2))
+        return self._groups
+
+    def evaluate_groups(self, which: str = "valid", *, protocol: str = "full",
+                        name: str | None = None) -> dict[str, dict]:
+        """``{name: all targets, name_<group>: targets of each group}`` from one ranking
+        pass; every dict carries ``n_targets``. ``name`` defaults to ``which``."""
+        name = which if name is None else name
+        metrics, ranks = self.evaluate(which, protocol=protocol, return_ranks=True)
+        targets = (self.split.valid_targets if which == "valid" else self.split.test_targets)
+        out = {name: {**metrics, "n_targets": int(len(ranks))}}
+        for g, m in group_metrics(ranks, targets, self.item_groups(),
+                                  tuple(self.config.ks)).items():
+            out[f"{name}_{g}"] = m
+        return out
 
     def _threads(self):
         t = self.config.threads
@@ -158,8 +189,13 @@ class Trainer:
             if c.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            if self._cold_rows is not None:
+                keep = model.item_emb.weight.detach()[self._cold_rows].clone()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self._cold_rows is not None:
+                with torch.no_grad():
+                    model.item_emb.weight[self._cold_rows] = keep
             k = targets.shape[0]
             total += loss.detach().double() * k
             count += k
@@ -296,7 +332,23 @@ class Trainer:
                        "best_valid": r.best_valid, "stopped_early": r.stopped_early,
                        "epochs_run": r.epochs_run, "train_time_s": r.train_time_s,
                        "eval_time_s": r.eval_time_s},
+            **self.extra_state,
         }
+
+    def save_checkpoint(self) -> None:
+        """Write ``extra_state`` into the checkpoint after ``fit``.
+
+        The file keeps the last epoch's training state (weights, optimiser, RNG), so that a
+        resumed run goes on exactly as an unbroken one: after ``fit`` the model holds the
+        best state, which must not replace it."""
+        if self.checkpoint_path is None:
+            return
+        if not self.checkpoint_path.exists():
+            self._save_checkpoint(self.result.epochs_run)
+            return
+        st = load_checkpoint(self.checkpoint_path, map_location="cpu")
+        st.update(self.extra_state)
+        save_checkpoint({k: v for k, v in st.items() if k != "format"}, self.checkpoint_path)
 
     def _save_checkpoint(self, epoch: int) -> None:
         if self.checkpoint_path is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plots import new_figure, save_figure
-from ..results import fmt_mean_std, format_table, load_results, mean_std
+from ..results import GROUPS, chance_metrics, fmt_mean_std, format_table, load_results, mean_std
 from .spec import VARIANT_LABELS, VARIANTS, StudySpec, jobs_for, select_setting, setting_tag
 
 
@@ -50,6 +50,8 @@ def collect(spec: StudySpec, root: Path) -> dict:
                     cond = json.loads(cp.read_text()) if cp.exists() else {}
                     runs.append({"seed": j.seed, "folder": str(j.folder.relative_to(root)),
                                  "metrics": r["metrics"], "best_epoch": r["best_epoch"],
+                                 "metrics_aligned": r.get("metrics_aligned"),
+                                 "n_items": r.get("dataset", {}).get("n_items"),
                                  "epochs_run": r["epochs_run"],
                                  "stopped_early": r["stopped_early"],
                                  "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
@@ -109,6 +111,58 @@ def results_table(group: dict, ks=(10, 20)) -> str:
         row["s/epoch"] = f"{np.median(sec):.2f}" if sec else "–"
         rows.append(row)
     return format_table(rows, cols)
+
+
+def group_table(group: dict, metrics=("ndcg@10", "recall@10"), split: str = "test") -> str:
+    """Test metrics by target group (warm, cold, head, tail; mean ± std over seeds) for
+    every variant and row method, beside the chance level of a uniform random ranking.
+
+    Rows: ``projection`` = the model as trained (cold rows keep their initial projected
+    rows: they get no update); ``aligned`` = the cold rows replaced by the ridge map of the
+    trained warm rows. ID-only models only have random rows: the chance reference.
+    """
+    vs = group["variants"]
+    present = [g for g in GROUPS if any(f"{split}_{g}" in r["metrics"]
+                                        for info in vs.values() for r in info["runs"])]
+    if not present:
+        return ""
+    cols = ["variant", "rows", "seeds"]
+    cols += [f"{g} {short}" for g in present for short in _short(metrics)]
+    rows = []
+    n_targets = {}
+    for v, info in vs.items():
+        runs = info["runs"]
+        if not runs:
+            continue
+        methods = [("projection", "metrics")]
+        if any(r.get("metrics_aligned") for r in runs):
+            methods.append(("aligned", "metrics_aligned"))
+        for method, key in methods:
+            label = "random (chance ref.)" if v == "id" else method
+            row = {"variant": VARIANT_LABELS[v], "rows": label, "seeds": str(len(runs))}
+            for g in present:
+                for m, short in zip(metrics, _short(metrics)):
+                    vals = [r[key][f"{split}_{g}"][m] for r in runs
+                            if r.get(key) and m in r[key].get(f"{split}_{g}", {})]
+                    row[f"{g} {short}"] = fmt_mean_std(vals)
+                n_targets.setdefault(g, runs[0]["metrics"].get(f"{split}_{g}", {})
+                                     .get("n_targets"))
+            rows.append(row)
+    n_items = next((r.get("n_items") for info in vs.values() for r in info["runs"]
+                    if r.get("n_items")), None)
+    if n_items:
+        ch = chance_metrics(n_items, ks=sorted({int(m.split("@")[1]) for m in metrics}))
+        row = {"variant": "uniform random ranking", "rows": "chance", "seeds": "–"}
+        for g in present:
+            for m, short in zip(metrics, _short(metrics)):
+                row[f"{g} {short}"] = f"{ch[m]:.4f}"
+        rows.append(row)
+    sizes = ", ".join(f"{g} {n_targets.get(g)}" for g in present)
+    return format_table(rows, cols) + f"\n\nTest targets per group (first seed): {sizes}."
+
+
+def _short(metrics):
+    return [m.replace("ndcg", "N").replace("recall", "R") for m in metrics]
 
 
 def selection_table(group: dict) -> str:
@@ -224,6 +278,11 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
     for g in summary["groups"]:
         head = f"{g['dataset']} / {g['backbone']}"
         lines += [f"## {head}", "", results_table(g), ""]
+        gt = group_table(g)
+        if gt:
+            lines += ["Test NDCG@10 (N) and Recall@10 (R) by target group (head: the most "
+                      "frequent warm items holding the head share of training interactions; "
+                      "tail: the other warm items; cold: items never trained on):", "", gt, ""]
         png = root / "plots" / f"loss-{g['dataset']}-{g['backbone']}.png"
         if plot_group(g, png) is not None:
             lines += [f"![training loss, {head}](plots/{png.name})", ""]

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..._atomic import atomic_open
 from ...graph.item_table import initial_item_table, training_graph
 from ...train import build_model, cpu_threads, load_checkpoint, seed_everything
 from ...train.conditioning import model_conditioning
 from ...train.rows import build_windows
 from ..config import Config
 from ..results import load_results, write_json_atomic
-from ..run import load_run_data, make_split, run_experiment, run_summary, save_run
+from ..run import load_run_data, make_run_split, run_experiment, run_summary, save_run
 from .grouped import plan_groups, run_group
 from .report import collect, render_report
 from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
@@ -30,7 +31,8 @@ class DatasetCache:
         t = time.perf_counter()
         # The dataset's own embeddings, whatever the first variant: others reuse the cache.
         self.data = load_run_data(config, embeddings=config.embeddings is not None)
-        self.split = make_split(self.data.sequences)
+        # The cold-start protocol (when on) is a dataset setting: every variant sees it.
+        self.split = make_run_split(config, self.data)
         self.load_s = time.perf_counter() - t
         self.threads = config.threads
         self.graphs: dict = {}
@@ -43,9 +45,10 @@ class DatasetCache:
                                               n_threads=self.threads)
         return self.graphs[key]
 
-    def item_table(self, c: Config):
+    def item_table_and_projection(self, c: Config):
+        """The initial table of ``c`` and the projection that built it (None, None: ID)."""
         if c.init == "random":
-            return None
+            return None, None
         key = (c.init, c.embeddings, c.hidden, c.normalize_llm, c.init_scale, c.init_std,
                c.lam if c.init == "recpca" else None,
                (c.graph_window, c.graph_weighting) if c.init == "recpca" else None)
@@ -54,10 +57,12 @@ class DatasetCache:
                      else None)
             # Warnings (zero rows, eigenvalues <= 0 at a large lam) reach the user: they
             # are what a lambda sweep is meant to show.
-            self.tables[key] = initial_item_table(
+            projection = {}
+            table = initial_item_table(
                 c.init, self.data.embeddings, self.split, c.hidden, lam=c.lam,
                 graph=graph, normalize_llm=c.normalize_llm, scale=c.init_scale,
-                init_std=c.init_std, n_threads=c.threads)
+                init_std=c.init_std, n_threads=c.threads, projection=projection)
+            self.tables[key] = (table, projection)
         return self.tables[key]
 
 
@@ -83,7 +88,7 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
     c = job.config
     out = job.folder
     out.mkdir(parents=True, exist_ok=True)
-    table = cache.item_table(c)
+    table, projection = cache.item_table_and_projection(c)
     cond_path = out / "conditioning.json"
     cond = json.loads(cond_path.read_text()) if cond_path.exists() else {}
     if "init" not in cond:
@@ -101,7 +106,7 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
         model = None
     else:
         run = run_experiment(c, data=cache.data, split=cache.split, item_table=table,
-                             output_dir=out, resume=True)
+                             output_dir=out, resume=True, projection=projection)
         save_run(run, out, plot=False)
         if verbose:
             print(run_summary(run))
@@ -193,5 +198,6 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
     summary = collect(spec, root)
     summary["invocations"] = log
     write_json_atomic(summary, root / "study.json")
-    (root / "STUDY.md").write_text(render_report(spec, summary, root))
+    with atomic_open(root / "STUDY.md", "w") as f:
+        f.write(render_report(spec, summary, root))
     return summary

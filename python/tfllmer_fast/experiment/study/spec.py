@@ -45,7 +45,7 @@ Conditioning (``conditioning.json`` per run): the Hessian of the full-softmax CE
 sequence representations of one fixed batch of training windows (the last prediction point
 of 256 windows drawn with a fixed seed), with the run's scoring (item normalisation, tau), at
 initialisation and after training (best state), from
-:func:`tfllmer_fast.conditioning.conditioning_report` (exact blocks, float64). With
+:func:`tfllmer_fast.train.conditioning.conditioning_report` (exact blocks, float64). With
 ``normalize_hidden`` the Gauss-Newton figure is reported as well (the Hessian is indefinite).
 """
 

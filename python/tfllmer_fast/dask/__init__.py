@@ -1,0 +1,47 @@
+"""Scale-out on Dask: the co-occurrence graph and Rec-PCA across the workers of a cluster.
+
+Needs ``dask[distributed]`` (``pip install tfllmer_fast[dask]``). The arithmetic lives in
+:mod:`tfllmer_fast.graph.partial` (engine-agnostic exact partials); this module only plans
+and schedules tasks on a ``distributed.Client``.
+
+Co-occurrence (:func:`cooccurrence`): one task per shard counts its users into an exact
+upper-triangle partial. Then either
+
+* ``reduce="tree"``: the partials are merged in a fixed tree (``split_every`` at a time) and
+  one worker finishes the whole graph - the unpruned graph must fit one worker; or
+* ``reduce="shuffle"``: every partial is mirrored and split into row blocks
+  ``[bounds[b], bounds[b+1])`` chosen so that the blocks hold about equal numbers of
+  entries (popular items have many); each block's pieces are merged and finished on one
+  worker (``min_count`` there; ``top_k`` with the k-th entry of every row gathered once).
+  The graph may stay on the cluster as row blocks (``return_blocks=True``).
+
+Sums are exact, so every shard count, block count, reduction and retry gives the graph of
+:func:`tfllmer_fast.cooccurrence` on all users, bit for bit.
+
+Rule: a user's interactions lie in one shard (a user split across shards would lose the
+pairs across the cut). Inputs with user ids (Parquet shards, DataFrames) are checked; for
+``(offsets, items)`` and ``.npz``/``.npy`` shards, which carry no user ids, it is the
+caller's promise.
+
+Rec-PCA (:func:`recpca_fit`): each row block of X computes its partial D x D Gram
+``X_b^T (T' X)_b`` in float64 with the rows of its graph neighbours, fetched once by a plan
+(rows needed by many blocks - the hubs - are replicated to every worker instead); the
+partials are summed in a fixed-order tree, the centring correction is applied on the client
+and M is solved there with the Gram path's eigensolver.
+
+Threads: every task runs its kernels with ``n_threads`` OpenMP threads (default 1: one per
+Dask worker thread; ``None`` would mean all cores in every task and oversubscribe the node).
+"""
+
+
+from __future__ import annotations
+
+try:
+    import distributed  # noqa: F401 (a clear message when the extra is missing)
+except ImportError as e:  # pragma: no cover - the [dask] extra
+    raise ImportError("tfllmer_fast.dask needs dask and distributed: pip install 'tfllmer_fast[dask]'") from e
+
+from .cooccurrence import REDUCES, GraphBlocks, cooccurrence, plan_row_blocks  # noqa: E402
+from .recpca import recpca_fit, recpca_gram  # noqa: E402
+
+__all__ = ["REDUCES", "GraphBlocks", "cooccurrence", "plan_row_blocks", "recpca_fit", "recpca_gram"]
