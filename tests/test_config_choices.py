@@ -6,6 +6,7 @@ from tfllmer_fast.graph.cooccurrence import WEIGHTINGS
 from tfllmer_fast.train import LOSSES, MODELS
 from tfllmer_fast.train.models import POSITIONS
 from tfllmer_fast.train.rows import ROW_LAYOUTS
+from tfllmer_fast.train.runtime import COMPILE_MODES
 
 
 def test_config_choices_match_the_implementations():
@@ -16,6 +17,7 @@ def test_config_choices_match_the_implementations():
     assert config.INIT_SCALES == item_table.SCALES
     assert config.GRAPH_WEIGHTINGS == WEIGHTINGS
     assert config.TRAIN_SAMPLES == ROW_LAYOUTS
+    assert config.COMPILE_MODES == COMPILE_MODES
 
 
 def test_presets_name_config_fields():

@@ -72,8 +72,8 @@ def test_free_is_the_default_and_leaves_the_model_and_fingerprint_alone():
     model = build_model(cfg, 10)
     assert type(model.item_emb) is nn.Embedding
     fp = json.loads(cfg.fingerprint())
-    # runs and checkpoints made before the option existed keep their fingerprint
-    assert not {"item_table", "delta_l2", "delta_bound"} & set(fp)
+    # the delta's options enter the fingerprint only where a delta exists
+    assert fp["item_table"] == "free" and not {"delta_l2", "delta_bound"} & set(fp)
     assert "delta_bound" not in json.loads(cfg.replace(item_table="frozen").fingerprint())
     assert json.loads(cfg.replace(item_table="frozen+delta").fingerprint())["delta_bound"] == 0.25
     assert cfg.label == "sasrec-recpca+norm-minilm"

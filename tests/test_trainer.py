@@ -276,3 +276,32 @@ def test_resume_with_another_configuration_names_the_difference(tmp_path):
     run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path)
     with pytest.raises(ValueError, match="positions: 'from_start' -> 'from_end'"):
         run_experiment(_cfg(epochs=2, positions="from_end"), data=data, output_dir=tmp_path)
+
+
+def _tiny_split(seed=5):
+    return leave_one_out(random_sequences(n_users=60, n_items=40, min_len=3, max_len=14,
+                                          seed=seed))
+
+
+def test_static_shapes_pad_batches_without_changing_the_maths():
+    # Extra padding columns are masked: without dropout the losses agree to float rounding.
+    split = _tiny_split()
+    losses = []
+    for static in (False, True):
+        c = _cfg(dropout=0.0, static_shapes=static, epochs=2)
+        seed_everything(0)
+        t = Trainer(build_model(c, split.n_items), split, c)
+        widths = {t.batch_width(t.epoch_order()[a:a + c.batch_size])
+                  for a in range(0, t.windows.shape[0], c.batch_size)}
+        if static:
+            assert all(w % 8 == 0 or w == t.windows.shape[1] for w in widths)
+        losses.append([t.train_epoch() for _ in range(2)])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_compile_is_off_on_the_cpu():
+    split = _tiny_split()
+    c = _cfg(compile="reduce-overhead")
+    t = Trainer(build_model(c, split.n_items), split, c, device="cpu")
+    assert t._next_hidden == t.model.next_hidden
+    assert c.fingerprint() == _cfg().fingerprint()  # an execution detail, not the trajectory

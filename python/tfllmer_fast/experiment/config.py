@@ -27,6 +27,7 @@ INIT_SCALES = ("std", "unit", "none")
 ITEM_TABLES = ("free", "frozen", "frozen+delta")
 NEGATIVE_SAMPLING = ("uniform", "popularity")
 GRAPH_WEIGHTINGS = ("count", "inverse_distance", "binary")
+COMPILE_MODES = ("off", "reduce-overhead", "default", "max-autotune")
 DEFAULT_DROPOUT = {"sasrec": 0.5, "gru4rec": 0.3, "bert4rec": 0.2}
 
 #: Named sets of fields a run can start from (``--preset``); files and flags override them.
@@ -125,6 +126,10 @@ class Config:
                               "models, windows for BERT4Rec", choices=TRAIN_SAMPLES)
     batch_size: int = _opt(256, "training rows per step")
     length_bucketing: bool = _opt(True, "batches of similar-length rows (less padding work)")
+    static_shapes: bool = _opt(False, "round batch widths up to multiples of 8 (few shapes for "
+                               "CUDA graphs / compile; the extra columns are masked padding)")
+    compile: str = _opt("off", "torch.compile the encoder on CUDA (reduce-overhead = CUDA "
+                        "graphs); ignored on the CPU", choices=COMPILE_MODES)
     lr: float = _opt(1e-3, "Adam learning rate")
     weight_decay: float = _opt(0.0, "Adam weight decay")
     grad_clip: float | None = _opt(None, "clip the gradient norm to this (none: no clipping)")
@@ -245,12 +250,8 @@ class Config:
     def fingerprint(self) -> str:
         """JSON of the fields that change the training trajectory (resume must match)."""
         skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
-                "mask_history", "eval_negatives", "eval_batch_size", "head_share"}
-        # The item-table fields enter only where they act, so runs and checkpoints made
-        # before they existed (all free tables) keep their fingerprint.
-        if self.item_table == "free":
-            skip |= {"item_table", "delta_l2", "delta_bound"}
-        elif self.item_table == "frozen":
+                "mask_history", "eval_negatives", "eval_batch_size", "head_share", "compile"}
+        if self.item_table != "frozen+delta":  # the delta's options act on nothing else
             skip |= {"delta_l2", "delta_bound"}
         return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
                           sort_keys=True)

@@ -164,13 +164,30 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     trainer = Trainer(model, split, config, device=device,
                       checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
                       callbacks=callbacks)
+    attach_item_state(trainer, data, split, item_table, projection)
+    fit = trainer.fit()
+    return finish_run(config, data, split, trainer, fit, timings, threads, t_start,
+                      item_table=item_table, projection=projection)
+
+
+def attach_item_state(trainer, data, split, item_table, projection) -> None:
+    """The catalogue a run was trained on (ids, cold items, the projection of its table),
+    kept in its checkpoint for adding items later."""
+    n_items = split.n_items
     keys = data.sequences.item_ids
     trainer.extra_state["items"] = to_checkpoint_values({
         "n_items": n_items,
         "known_ids": [str(k) for k in (keys if keys is not None else range(n_items))],
         "cold_items": [] if split.cold_items is None else split.cold_items.tolist(),
         **({"projection": projection} if item_table is not None and projection else {})})
-    fit = trainer.fit()
+
+
+def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_start: float,
+               *, item_table=None, projection=None) -> RunResult:
+    """Final evaluation of a trained ``trainer`` (best state restored) and the results
+    record of the run; shared by lone runs and runs trained in a group."""
+    device = trainer.device
+    n_items = split.n_items
     t = time.perf_counter()
     metrics = final_metrics(trainer, config)
     timings["final_eval_s"] = time.perf_counter() - t

@@ -20,7 +20,7 @@ from .evaluation import EvalData, build_eval_data, evaluate, group_metrics
 from .item_tables import after_optimizer_step, item_table_mode, item_table_penalty
 from .losses import make_loss
 from .rows import build_prefixes, build_windows
-from .runtime import cpu_threads, generator_for, resolve_amp, resolve_device
+from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, resolve_device
 
 
 # ----- results ---------------------------------------------------------------------------
@@ -105,6 +105,7 @@ class Trainer:
         # Fused Adam: one kernel for all parameters (CPU and CUDA), same maths as RecBole's.
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                           weight_decay=config.weight_decay, fused=True)
+        self._next_hidden = compiled_encoder(model, config, self.device, self.prefixes)
         self.gen = generator_for(self.device, config.seed + 1)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed + 2)
         self.result = FitResult()
@@ -165,21 +166,25 @@ class Trainer:
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self, progress=None) -> float:
         """One pass over every training window; returns the mean loss per prediction point
-        (the item table's penalty, when on, is optimised but not included)."""
+        (the item table's penalty, when on, is optimised but not included).
+
+        Nothing in the step waits for the device: batch widths come from CPU lengths, the
+        loss is summed on the device and read back once, after the last step (a progress bar
+        shows it then, not per step)."""
         c, model = self.config, self.model
         model.train()
         n = self.windows.shape[0]
         perm = self.epoch_order()
+        perm_dev = perm.to(self.device)  # one copy per epoch, not one per step
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        for step, a in enumerate(range(0, n, c.batch_size)):
-            idx = perm[a:a + c.batch_size]
-            width = int(self.window_len[idx].max())
-            batch = self.windows[idx.to(self.device)][:, -width:]
+        for a in range(0, n, c.batch_size):
+            width = self.batch_width(perm[a:a + c.batch_size])
+            batch = self.windows[perm_dev[a:a + c.batch_size]][:, -width:]
             with torch.autocast(self.device.type, dtype=self.amp_dtype,
                                 enabled=self.amp_dtype is not None):
                 if self.prefixes:  # one prediction per row, from the whole row
-                    h, targets = model.next_hidden(batch[:, :-1]), batch[:, -1] - 1
+                    h, targets = self._next_hidden(batch[:, :-1]), batch[:, -1] - 1
                 else:
                     h, targets = model.training_pairs(batch, self.gen)
                 loss = self.loss_fn(model, h, targets, self.gen)
@@ -198,14 +203,24 @@ class Trainer:
             if self._cold_rows is not None:
                 with torch.no_grad():
                     model.item_emb.weight[self._cold_rows] = keep
-            k = targets.numel()
+            k = targets.shape[0]
             total += loss.detach().double() * k
             count += k
             if progress is not None and not progress.disable:
                 progress.update(1)
-                if step % 20 == 0:
-                    progress.set_postfix(loss=f"{loss.item():.4f}")
-        return float(total) / max(count, 1)
+        mean = float(total) / max(count, 1)
+        if progress is not None and not progress.disable:
+            progress.set_postfix(loss=f"{mean:.4f}")
+        return mean
+
+    def batch_width(self, idx: torch.Tensor) -> int:
+        """Columns a batch of rows ``idx`` keeps: its longest row, or with ``static_shapes``
+        that rounded up to a multiple of 8 (a handful of shapes per run, so that CUDA graphs
+        and compiled kernels are reused; the extra columns are padding, masked out)."""
+        width = int(self.window_len[idx].max())
+        if self.config.static_shapes:
+            width = min(-(-width // 8) * 8, self.windows.shape[1])
+        return width
 
     def epoch_order(self) -> torch.Tensor:
         """The order of the training windows this epoch (CPU int64), consumed in batches.

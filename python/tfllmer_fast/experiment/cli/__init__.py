@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true",
                    help="train only (parallel shards); tabulate later with --report-only")
     s.add_argument("--quiet", action="store_true", help="no per-run output")
+    s.add_argument("--group-size", type=int, default=16,
+                   help="runs of one shape trained together on stacked parameters (1: alone)")
+    s.add_argument("--budget-s", type=float,
+                   help="start no group or epoch after this many seconds (resume later)")
     s.set_defaults(func=commands.cmd_study)
     for sp in sub.choices.values():  # after the command too: `tfllmer-fast run ... --debug`
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,

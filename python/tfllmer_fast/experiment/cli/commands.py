@@ -217,7 +217,8 @@ def cmd_study(args) -> int:
     t0 = time.time()
     run_study(spec, args.output, datasets=args.datasets, backbones=args.backbones,
               variants=args.variants, verbose=not args.quiet, train=not args.report_only,
-              write_report=not args.no_report)
+              write_report=not args.no_report, group_size=args.group_size,
+              deadline=(time.monotonic() + args.budget_s) if args.budget_s else None)
     if not args.no_report:
         print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
     return 0

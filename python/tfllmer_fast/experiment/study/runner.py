@@ -19,6 +19,7 @@ from ...train.rows import build_windows
 from ..config import Config
 from ..results import load_results, write_json_atomic
 from ..run import load_run_data, make_run_split, run_experiment, run_summary, save_run
+from .grouped import plan_groups, run_group
 from .report import collect, render_report
 from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
 
@@ -120,13 +121,23 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
     return results
 
 
+def _finished(job: Job) -> bool:
+    cond = job.folder / "conditioning.json"
+    return ((job.folder / "results.json").exists() and cond.exists()
+            and "trained" in json.loads(cond.read_text()))
+
+
 def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, variants=None,
-              verbose: bool = True, write_report: bool = True, train: bool = True) -> dict:
+              verbose: bool = True, write_report: bool = True, train: bool = True,
+              group_size: int = 16, deadline: float | None = None) -> dict:
     """Run (or resume) the study; return the collected summary and write the report.
 
     ``datasets`` / ``backbones`` / ``variants`` restrict this invocation to a subset (e.g. to
     run two processes side by side); the report covers every run found finished.
     ``train=False`` only collects finished runs and writes the report.
+    ``group_size``: at most this many runs train together in one group (1: one by one).
+    ``deadline`` (``time.monotonic()``): no group or epoch starts after it; unfinished runs
+    resume from their checkpoints on the next call.
     """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -139,32 +150,38 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
         for backbone in spec.backbones:
             if backbones and backbone not in backbones:
                 continue
-            for variant in spec.variants:
-                if variants and variant not in variants:
-                    continue
-                grid_jobs = jobs_for(spec, ds, backbone, variant, root, False, None)
-                for stage in ("grid", "seeds"):
+            chosen_variants = [v for v in spec.variants if not variants or v in variants]
+            for stage in ("grid", "seeds"):
+                pending = []
+                for variant in chosen_variants:
+                    grid_jobs = jobs_for(spec, ds, backbone, variant, root, False, None)
                     if stage == "seeds":
                         if not all((j.folder / "results.json").exists() for j in grid_jobs):
-                            break
+                            continue
                         chosen, _ = select_setting(grid_jobs, grid_jobs[0].config.selection_metric)
                         jobs = jobs_for(spec, ds, backbone, variant, root, True, chosen)
                     else:
                         jobs = grid_jobs
-                    for job in jobs:
-                        done = ((job.folder / "results.json").exists()
-                                and (job.folder / "conditioning.json").exists()
-                                and "trained" in json.loads(
-                                    (job.folder / "conditioning.json").read_text()))
-                        if done or not train:
-                            continue
-                        if cache is None:  # the dataset's own embeddings, not the variant's
-                            cache = DatasetCache(Config.from_dict({**spec.base, **ds.overrides}))
-                        if verbose:
-                            print(f"[study] {ds.name} {backbone} {variant} "
-                                  f"{setting_tag(job.setting)} seed {job.seed}", flush=True)
-                        run_job(job, cache, verbose=verbose)
+                    pending += [j for j in jobs if not _finished(j)]
+                if not pending or not train:
+                    continue
+                if cache is None:  # the dataset's own embeddings, not the variant's
+                    cache = DatasetCache(Config.from_dict({**spec.base, **ds.overrides}))
+                # Runs of every variant that share a shape train together (see .grouped).
+                for group in plan_groups(pending, group_size):
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    if verbose:
+                        for job in group:
+                            print(f"[study] {ds.name} {backbone} {job.variant} "
+                                  f"{setting_tag(job.setting)} seed {job.seed}"
+                                  + (f" (group of {len(group)})" if len(group) > 1 else ""),
+                                  flush=True)
+                    if len(group) == 1:
+                        run_job(group[0], cache, verbose=verbose)
                         n_trained += 1
+                    else:
+                        n_trained += run_group(group, cache, verbose=verbose, deadline=deadline)
     elapsed = time.time() - t0
     if train:  # one file per invocation: parallel processes never overwrite each other's
         inv_dir = root / "invocations"

@@ -1,0 +1,363 @@
+"""Many models of one shape trained at once in one process, on stacked parameters.
+
+A :class:`GroupTrainer` trains K models of one dataset and backbone (any mix of seeds,
+initial tables, lambda, temperature and normalisation: whatever :func:`group_key` leaves
+out) step by step together: one stacked forward (:mod:`.stacked`), one backward, one fused
+Adam step over the (K, ...) parameters. Everything that makes a run itself stays per model:
+its data order, its dropout masks (the stream a lone run draws from torch's global
+generator, replayed from a generator of its own), its optimizer state (Adam is elementwise,
+so the stacked step is each model's own), its evaluation, early stopping and best state.
+Each member is a :class:`~.trainer.Trainer` whose module is the model; the stack is written
+back into it after every epoch, so members evaluate, checkpoint and resume with the lone
+code and their checkpoint files are lone checkpoints (a run may start in a group and finish
+alone, or the other way round).
+
+How close to a lone run? Same random streams, hence the same rows, masks and early-stopping
+decisions as long as the numbers agree; the numbers agree to float rounding, not bit for bit:
+batched matrix products accumulate in another order than the lone ``addmm``, LayerNorm's
+affine step is a separate multiply-add, not the fused kernel's, and the stack is as wide as
+its widest batch (masked padding columns change the length of softmax and attention sums).
+Tests check parameters after training against lone runs to a tight tolerance, and that the
+random streams (orders, dropout states) are bitwise the lone ones.
+
+Models leave the stack when they stop; a model that stopped early keeps its best state.
+
+On a GPU (``replay_dropout`` off, ``batched_loss`` on by default) the launches are the cost:
+the stack draws its dropout masks in one go (each model's masks independent, of the lone
+law, but not the lone bits; the lone CUDA run draws its attention masks inside the fused
+attention kernel, where no one can replay them) and computes one batched loss. There a
+member agrees with a lone run in distribution, and to float tolerance when dropout is 0.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+
+import torch
+
+from .losses import linear_cross_entropy
+from .models import build_model
+from .runtime import cpu_threads, seed_everything
+from .stacked import STACKED_MODELS, Dropout, scoring, stacked_cross_entropy, stacked_encode
+from .trainer import Trainer
+
+#: Config fields that may differ inside a group (the rest must be equal).
+PER_MODEL_FIELDS = frozenset({
+    "name", "seed", "init", "embeddings", "lam", "graph_window", "graph_weighting",
+    "normalize_llm", "init_scale", "init_std", "temperature", "normalize_items",
+    "normalize_hidden", "epochs", "patience", "eval_every", "selection_metric", "protocol",
+    "mask_history", "eval_negatives", "eval_batch_size", "ks", "progress", "compile"})
+
+
+#: The CPU cost of one more stacked forward per step, in padding columns of one model
+#: (Scientific, SASRec, 1 thread: 1 beat 24 by a fifth in models x epochs per second; the
+#: parameters a partial stack selects, and their gradients, cost about one column).
+PART_COST = 1.0
+
+
+def group_key(config) -> tuple:
+    """Runs whose configs have equal keys can share a group."""
+    return tuple(sorted((k, repr(v)) for k, v in config.to_dict().items()
+                        if k not in PER_MODEL_FIELDS))
+
+
+def groupable_config(config) -> bool:
+    """Whether a run of ``config`` can train in a group (see :func:`groupable`)."""
+    return config.model in ("sasrec", "gru4rec") and config.loss == "ce" and not config.grad_clip
+
+
+def groupable(config, model) -> bool:
+    """Whether a run can train in a group (else it trains alone: BERT4Rec, losses other than
+    the full-softmax CE, gradient clipping; fp16 loss scaling is refused by the group)."""
+    return isinstance(model, STACKED_MODELS) and config.loss == "ce" and not config.grad_clip
+
+
+def build_member(config, n_items: int, item_table=None):
+    """A model built as :func:`~tfllmer_fast.experiment.run.run_experiment` builds it (seed,
+    init, item table), and the global RNG state its lone training would start from."""
+    seed_everything(config.seed)
+    model = build_model(config, n_items)
+    if item_table is not None:
+        model.set_item_table(item_table)
+    return model, torch.get_rng_state()
+
+
+class GroupTrainer:
+    """Trains ``models`` (built and initialised as a lone run builds them) together.
+
+    Parameters
+    ----------
+    models, configs : sequences of equal length; configs with one :func:`group_key`.
+    split : LeaveOneOutSplit shared by all.
+    dropout_states : list of torch RNG states (``torch.get_rng_state()``), one per model:
+        the global generator's state when the lone run would start training (right after
+        building the model). Default: the current global state for every model.
+    checkpoint_paths : optional list of paths (None entries allowed): lone checkpoints,
+        written after every epoch and resumed from when ``resume``.
+    replay_dropout : bool, optional (default: on the CPU)
+        Each member draws its lone run's dropout masks (K draws per dropout site); off: one
+        draw for the stack (masks of the same law, not the lone bits).
+    batched_loss : bool, optional (default: on CUDA)
+        Prefix rows: one batched full-softmax CE for the stack instead of K chunked ones.
+    """
+
+    def __init__(self, models, split, configs, *, device=None, dropout_states=None,
+                 checkpoint_paths=None, resume: bool = True, replay_dropout=None,
+                 batched_loss=None):
+        if not models or len(models) != len(configs):
+            raise ValueError("a group needs one config per model (at least one model)")
+        keys = {group_key(c) for c in configs}
+        if len(keys) != 1:
+            raise ValueError("models of a group must share every field but "
+                             f"{sorted(PER_MODEL_FIELDS)}")
+        bad = [type(m).__name__ for m, c in zip(models, configs) if not groupable(c, m)]
+        if bad:
+            raise ValueError(f"these runs cannot train in a group: {bad} (SASRec/GRU4Rec with "
+                             "the 'ce' loss and no grad_clip only)")
+        if getattr(split, "cold_items", None) is not None and len(split.cold_items):
+            raise ValueError("the cold-start protocol (frozen cold rows, masked logits) is not "
+                             "supported in a group: train these runs alone")
+        paths = checkpoint_paths or [None] * len(models)
+        self.members = [Trainer(m, split, c, device=device, checkpoint_path=p, resume=resume)
+                        for m, c, p in zip(models, configs, paths)]
+        first = self.members[0]
+        if first.scaler.is_enabled():
+            raise ValueError("fp16 loss scaling is not supported in a group: use amp='bf16' "
+                             "or 'off', or train these runs alone")
+        for t in self.members[1:]:  # one copy of the rows and the evaluation inputs
+            t.windows, t.window_len, t.valid_data = first.windows, first.window_len, first.valid_data
+        self.device = first.device
+        self.config = configs[0]
+        states = dropout_states or [torch.get_rng_state()] * len(models)
+        self.drop_gens = [torch.Generator().manual_seed(0) for _ in models]
+        for g, s in zip(self.drop_gens, states):
+            g.set_state(s)
+        self.slots: list[int] = []   # member index of each stack slot
+        self.P: dict[str, torch.Tensor] = {}
+        self.optimizer = None
+        self.base = first.model      # the module whose code the stacked forward follows
+        self.epoch_s: list[float] = []
+        cuda = self.device.type == "cuda"
+        self.split_widths = not cuda
+        # On the CPU a group replays every member's lone dropout stream and computes each
+        # member's chunked loss (the arithmetic dominates; both cost nothing extra). On a GPU
+        # the launches dominate: one dropout draw and one batched loss for the whole stack.
+        self.replay_dropout = not cuda if replay_dropout is None else bool(replay_dropout)
+        self.batched_loss = cuda if batched_loss is None else bool(batched_loss)
+        self.unfinished: list[int] = []
+
+    # ----- stack <-> members -------------------------------------------------------------
+    def _restack(self, slots: list[int]) -> None:
+        """Stack the members ``slots`` (all at the same epoch): parameters and Adam state."""
+        self.slots = list(slots)
+        ms = [self.members[i] for i in slots]
+        names = [n for n, _ in self.base.named_parameters()]
+        self.P = {n: torch.stack([dict(t.model.named_parameters())[n].detach() for t in ms])
+                  .requires_grad_() for n in names}
+        c = self.config
+        self.optimizer = torch.optim.Adam(list(self.P.values()), lr=c.lr,
+                                          weight_decay=c.weight_decay, fused=True)
+        opt_states = [t.optimizer.state for t in ms]
+        params = [dict(t.model.named_parameters()) for t in ms]
+        if any(opt_states[0].get(params[0][n]) for n in names):
+            for n, p in self.P.items():
+                st = [s[pp[n]] for s, pp in zip(opt_states, params)]
+                self.optimizer.state[p] = {
+                    "step": st[0]["step"].clone(),
+                    "exp_avg": torch.stack([s["exp_avg"] for s in st]),
+                    "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in st])}
+
+    @torch.no_grad()
+    def _unstack(self) -> None:
+        """Write the stack back into the members' modules and optimizers."""
+        for slot, i in enumerate(self.slots):
+            t = self.members[i]
+            for n, p in t.model.named_parameters():
+                p.copy_(self.P[n][slot])
+                st = self.optimizer.state.get(self.P[n])
+                if st:
+                    t.optimizer.state[p] = {"step": st["step"].clone(),
+                                            "exp_avg": st["exp_avg"][slot].clone(),
+                                            "exp_avg_sq": st["exp_avg_sq"][slot].clone()}
+
+    # ----- one epoch -------------------------------------------------------------------
+    def train_epoch(self) -> list[float]:
+        """One stacked epoch of the members in the stack; their mean losses."""
+        ms = [self.members[i] for i in self.slots]
+        c, base, P = self.config, self.base, self.P
+        base.train()
+        for t in ms:
+            t.model.train()
+        perms = [t.epoch_order() for t in ms]
+        perms_dev = [p.to(self.device) for p in perms]
+        shared = None
+        if not self.replay_dropout:  # one stream for the stack, seeded by members and epoch
+            seed = hash((tuple(t.config.seed for t in ms),
+                         tuple(len(t.result.history) for t in ms))) % (1 << 62)
+            shared = torch.Generator(device=self.device).manual_seed(seed)
+        drop = Dropout([self.drop_gens[i] for i in self.slots], self.device, shared)
+        windows = ms[0].windows
+        n, bs = windows.shape[0], c.batch_size
+        totals = torch.zeros(len(ms), dtype=torch.float64, device=self.device)
+        count = 0
+        amp = ms[0].amp_dtype
+        prefixes = ms[0].prefixes
+        for a in range(0, n, bs):
+            widths = [t.batch_width(p[a:a + bs]) for t, p in zip(ms, perms)]
+            losses = [None] * len(ms)
+            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+                for part in self._partition(widths):
+                    W = max(widths[s] for s in part)
+                    batch = torch.stack([windows[perms_dev[s][a:a + bs]][:, -W:] for s in part])
+                    inp = batch[:, :, :-1]
+                    sub = P if part == list(range(len(ms))) else {
+                        k: v.index_select(0, torch.tensor(part, device=self.device))
+                        for k, v in P.items()}
+                    H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
+                                       Dropout([drop.gens[s] for s in part], self.device,
+                                               drop.shared))
+                    if prefixes and self.batched_loss:
+                        part_loss = stacked_cross_entropy(
+                            [ms[s].model for s in part], sub["item_emb.weight"], H[:, :, -1],
+                            batch[:, :, -1] - 1)
+                        for j, slot in enumerate(part):
+                            losses[slot] = part_loss[j]
+                        continue
+                    for j, slot in enumerate(part):
+                        if prefixes:
+                            h, tgt = H[j, :, -1], batch[j, :, -1] - 1
+                        else:
+                            keep = inp[j] > 0
+                            h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
+                        h, e = scoring(ms[slot].model, P, slot, h)
+                        losses[slot] = linear_cross_entropy(
+                            h, e, tgt, scale=1.0 / ms[slot].model.temperature)
+                        if not prefixes:  # targets per model: the sum is the lone one's
+                            totals[slot] += losses[slot].detach().double() * tgt.shape[0]
+                loss = torch.stack(losses)
+                rows = batch.shape[1]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            P["item_emb.weight"].grad[:, 0] = 0  # the padding row, as padding_idx does alone
+            self.optimizer.step()
+            if prefixes:
+                totals += loss.detach().double() * rows
+                count += rows
+        if not prefixes:
+            return [float(x) / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
+        return [x / max(count, 1) for x in totals.tolist()]
+
+    def _partition(self, widths: list[int]) -> list[list[int]]:
+        """Slots that run one stacked forward together. On a GPU, where the launches are the
+        cost, all share one. On the CPU, where the arithmetic is, a model should not compute
+        many padding columns for another's long batch: the slots sorted by width are cut
+        into runs that minimise (models x widest width + a fixed cost per forward, worth
+        :data:`PART_COST` columns), by dynamic programming over the cut points."""
+        if not self.split_widths or len(widths) == 1:
+            return [list(range(len(widths)))]  # the whole stack: no parameter selection
+        order = sorted(range(len(widths)), key=widths.__getitem__)
+        w = [widths[s] for s in order]
+        best = [0.0] + [float("inf")] * len(w)
+        cut = [0] * (len(w) + 1)
+        for j in range(1, len(w) + 1):
+            for i in range(j):
+                cost = best[i] + (j - i) * w[j - 1] + PART_COST
+                if cost < best[j]:
+                    best[j], cut[j] = cost, i
+        parts, j = [], len(w)
+        while j:
+            parts.append(sorted(order[cut[j]:j]))  # slot order: a whole stack needs no copy
+            j = cut[j]
+        return parts
+
+    # ----- fit -------------------------------------------------------------------------
+    def fit(self, deadline: float | None = None) -> list:
+        """Train every member to its end; returns their :class:`FitResult` (best states in
+        the members' modules, as :meth:`Trainer.fit` leaves them).
+
+        ``deadline`` (a ``time.monotonic()`` value): no epoch starts after it; members left
+        unfinished are listed in :attr:`unfinished` (their checkpoints resume them)."""
+        t = self.config.threads
+        with cpu_threads(t) if t is not None else nullcontext():
+            return self._fit(deadline)
+
+    def _fit(self, deadline) -> list:
+        epochs = []
+        for i, t in enumerate(self.members):
+            saved = torch.get_rng_state()
+            start = t._load_checkpoint() if t.resume else 0
+            t.resumed_from_epoch = start
+            epochs.append(start)
+            if start:  # loading set the global state to the run's dropout stream
+                self.drop_gens[i].set_state(torch.get_rng_state())
+            torch.set_rng_state(saved)
+
+        def live(i):
+            t = self.members[i]
+            return epochs[i] < t.config.epochs and not t.result.stopped_early
+
+        while True:
+            todo = [i for i in range(len(self.members)) if live(i)]
+            if not todo or (deadline is not None and time.monotonic() > deadline):
+                self.unfinished = todo
+                break
+            epoch = min(epochs[i] for i in todo)
+            slots = [i for i in todo if epochs[i] == epoch]
+            if slots != self.slots:
+                self._restack(slots)
+            t0 = time.perf_counter()
+            losses = self.train_epoch()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            train_s = (time.perf_counter() - t0)
+            self.epoch_s.append(train_s)
+            self._unstack()
+            for i, loss in zip(slots, losses):
+                self._end_epoch(i, epoch, loss, train_s / len(slots))
+                epochs[i] = epoch + 1
+            if [i for i in slots if live(i)] != slots:
+                self.slots = []  # membership changes: restack next epoch
+        out = []
+        for t in self.members:
+            if t._best_state is not None:
+                t.model.load_state_dict(t._best_state)
+            out.append(t.result)
+        return out
+
+    def _end_epoch(self, i: int, epoch: int, loss: float, train_s: float) -> None:
+        """A lone trainer's end-of-epoch work for member ``i``: evaluation, best state,
+        early stopping, history, checkpoint (with its dropout stream as the global state)."""
+        t = self.members[i]
+        c, res = t.config, t.result
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (run {i} of the "
+                                     f"group): the mean loss is {loss}")
+        record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
+        res.train_time_s += train_s
+        metric = c.selection_metric
+        if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
+            t1 = time.perf_counter()
+            valid = t.evaluate("valid", protocol=t.selection_protocol)
+            record["eval_s"] = time.perf_counter() - t1
+            res.eval_time_s += record["eval_s"]
+            record["valid"] = valid
+            if valid[metric] > t._best_metric:
+                t._best_metric = valid[metric]
+                t._best_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
+                res.best_epoch, res.best_valid = epoch + 1, valid
+                t._bad_evals = 0
+            else:
+                t._bad_evals += 1
+                res.stopped_early = t._out_of_patience()
+        res.history.append(record)
+        res.epochs_run = epoch + 1
+        if t.checkpoint_path is not None:
+            # The checkpoint's global RNG state is this member's dropout stream.
+            saved = torch.get_rng_state()
+            torch.set_rng_state(self.drop_gens[i].get_state())
+            try:
+                t._save_checkpoint(epoch + 1)
+            finally:
+                torch.set_rng_state(saved)

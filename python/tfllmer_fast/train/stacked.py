@@ -1,0 +1,197 @@
+"""Forward passes of K models of one shape at once, on stacked parameters (K, ...).
+
+Used by :mod:`.group`. Each op runs once for all K models (batched matrix products, one
+attention, one LayerNorm), while everything random stays per model: model ``k``'s dropout
+masks are drawn from its own generator, with the shapes, in the order and by the same
+``bernoulli_`` call as the lone model's forward pass draws them from torch's global
+generator. A model in a group therefore sees the masks it would see alone.
+
+Batches of the K models hold different rows (each model has its own data order), so they
+have different widths; the stack is as wide as the widest, the extra columns are padding
+on the left (masked as keys, never read as outputs) and each model's masks are placed
+where its own columns are. Parameter names are those of the lone module.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from .models import GRU4Rec, SASRec
+
+_EPS = 1e-12
+
+#: Backbones that have a stacked forward (BERT4Rec trains alone: its masked positions, and
+#: so the shapes of its loss, differ per model).
+STACKED_MODELS = (SASRec, GRU4Rec)
+
+
+class Dropout:
+    """Per-model dropout for a stack: ``gens[k]`` replays model ``k``'s lone stream, or
+    with ``shared`` (a generator on the device), one draw covers the whole stack: every
+    model still gets masks of its own, independent of the others', in one launch instead of
+    K, but not the bits a lone run would draw (what a GPU wants: see :mod:`.group`)."""
+
+    def __init__(self, gens: list[torch.Generator], device: torch.device,
+                 shared: torch.Generator | None = None):
+        self.gens = gens
+        self.device = device
+        self.shared = shared
+
+    def noise(self, p: float, shapes: list[tuple], full: tuple, right: bool = True):
+        """(K, *full) multipliers: model k's lone noise ``bernoulli(1-p) / (1-p)`` of shape
+        ``shapes[k]`` in the last (``right``) or first columns of the trailing dims, ones
+        elsewhere."""
+        if self.shared is not None:
+            noise = torch.empty((len(shapes),) + tuple(full), device=self.device)
+            return noise.bernoulli_(1 - p, generator=self.shared).div_(1 - p)
+        parts = []
+        for shape, g in zip(shapes, self.gens):
+            noise = torch.empty(shape, device=g.device).bernoulli_(1 - p, generator=g)
+            noise = noise.div_(1 - p).to(self.device)
+            pad = []  # F.pad order: last dim first, (before, after) each
+            for s, f in zip(reversed(shape), reversed(full)):
+                pad += [f - s, 0] if right else [0, f - s]
+            parts.append(F.pad(noise, pad, value=1.0) if any(pad) else noise)
+        return torch.stack(parts)
+
+
+def linear(x, w, b=None):
+    """``x @ w.T + b`` per model: x (K, ..., in), w (K, out, in), b (K, out)."""
+    K, shape = x.shape[0], x.shape[1:-1]
+    x2 = x.reshape(K, -1, x.shape[-1])
+    y = (torch.baddbmm(b.unsqueeze(1), x2, w.transpose(1, 2)) if b is not None
+         else torch.bmm(x2, w.transpose(1, 2)))
+    return y.view(K, *shape, w.shape[1])
+
+
+def layer_norm(x, w, b, eps):
+    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    return torch.addcmul(b.view(view), F.layer_norm(x, x.shape[-1:], None, None, eps),
+                         w.view(view))
+
+
+def embed(table, idx):
+    """Rows ``idx`` (K, ...) of each model's table (K, V, H)."""
+    K, V = table.shape[:2]
+    offset = (torch.arange(K, device=idx.device) * V).view((K,) + (1,) * (idx.dim() - 1))
+    return F.embedding(idx + offset, table.reshape(K * V, -1))
+
+
+def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None):
+    """SASRec's ``encode`` for a stack: seq (K, B, W) right-aligned, ``widths[k]`` the width
+    model k would use alone; returns (K, B, W, hidden)."""
+    K, B, W = seq.shape
+    H = model.hidden
+    if model.positions == "from_end":
+        pos = torch.arange(model.max_len - W, model.max_len, device=seq.device).expand(K, B, W)
+    else:
+        n_pad = W - (seq > 0).sum(-1, keepdim=True)
+        pos = (torch.arange(W, device=seq.device) - n_pad).clamp_(min=0)
+    x = layer_norm(embed(P["item_emb.weight"], seq) + embed(P["pos_emb.weight"], pos),
+                   P["ln.weight"], P["ln.bias"], model.ln.eps)
+    p_h = model.drop.p
+    if drop is not None and p_h > 0:
+        x = x * drop.noise(p_h, [(B, w, H) for w in widths], (B, W, H))
+    causal = torch.ones(W, W, dtype=torch.bool, device=seq.device).tril_()
+    eye = torch.eye(W, dtype=torch.bool, device=seq.device)
+    mask = (causal & ((seq > 0)[:, :, None, :] | eye)).unsqueeze(2)  # (K, B, 1, W, W)
+    for i, layer in enumerate(model.layers):
+        x = _layer(layer, {k.split(".", 2)[2]: v for k, v in P.items()
+                           if k.startswith(f"layers.{i}.")}, x, mask, widths, drop)
+    return x
+
+
+def _layer(layer, P, x, mask, widths, drop):
+    K, B, W, H = x.shape
+    nh = layer.n_heads
+    d = H // nh
+    q, k, v = linear(x, P["qkv.weight"], P["qkv.bias"]).view(K, B, W, 3, nh, d) \
+        .permute(3, 0, 1, 4, 2, 5)
+    # SDPA's math path, spelled out so that the attention dropout can be each model's own.
+    att = (q @ k.transpose(-1, -2)) * (d ** -0.5)
+    att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+    if drop is not None and layer.attn_dropout > 0:
+        att = att * drop.noise(layer.attn_dropout, [(B, nh, w, w) for w in widths], (B, nh, W, W))
+    a = (att @ v).transpose(2, 3).reshape(K, B, W, H)
+    p = layer.drop.p
+    noise = (lambda: drop.noise(p, [(B, w, H) for w in widths], (B, W, H))) \
+        if drop is not None and p > 0 else None
+    y = linear(a, P["proj.weight"], P["proj.bias"])
+    x = layer_norm(x + (y * noise() if noise else y), P["ln1.weight"], P["ln1.bias"], layer.ln1.eps)
+    y = linear(F.gelu(linear(x, P["ff1.weight"], P["ff1.bias"])), P["ff2.weight"], P["ff2.bias"])
+    return layer_norm(x + (y * noise() if noise else y), P["ln2.weight"], P["ln2.bias"], layer.ln2.eps)
+
+
+def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
+    """GRU4Rec's ``encode`` for a stack. The recurrence runs model by model (torch has no
+    batched-weights GRU kernel) with the lone model's own kernel; the rest is stacked."""
+    K, B, W = seq.shape
+    H = model.hidden
+    n_pad = (seq == 0).sum(-1, keepdim=True)
+    cols = torch.arange(W, device=seq.device)
+    x = embed(P["item_emb.weight"], seq.gather(-1, (cols + n_pad) % W))
+    if drop is not None and model.emb_drop.p > 0:
+        x = x * drop.noise(model.emb_drop.p, [(B, w, H) for w in widths], (B, W, H), right=False)
+    gru = model.gru
+    names = list(gru._flat_weights_names)
+    ys = []
+    with warnings.catch_warnings():
+        # cuDNN wants one flat weight buffer and copies a stack's slices into one per call
+        # (a few hundred KB); it warns about that on every call.
+        warnings.filterwarnings("ignore", message="RNN module weights are not part")
+        for k, w in enumerate(widths):
+            hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
+            y, _ = torch._VF.gru(x[k, :, :w], hx, [P["gru." + n][k] for n in names], gru.bias,
+                                 gru.num_layers, float(gru.dropout), gru.training,
+                                 gru.bidirectional, True)
+            ys.append(F.pad(y, (0, 0, 0, W - w)))
+    y = linear(torch.stack(ys), P["dense.weight"], P["dense.bias"])
+    to_right = ((cols - n_pad) % W).unsqueeze(-1).expand(K, B, W, y.shape[-1])
+    return y.gather(2, to_right)
+
+
+def stacked_encode(model, P, seq, widths, drop):
+    if isinstance(model, SASRec):
+        return transformer_encode(model, P, seq, widths, drop)
+    if isinstance(model, GRU4Rec):
+        return gru_encode(model, P, seq, widths, drop)
+    raise TypeError(f"no stacked forward for {type(model).__name__}")
+
+
+def stacked_cross_entropy(models, table, h, targets):
+    """Each model's mean full-softmax CE over its rows at once: ``h`` (K, B, hidden),
+    ``table`` (K, rows, hidden) the stacked item embeddings (row 0 padding), ``targets``
+    (K, B) 0-based; ``models[k]`` gives model k's scoring (normalisation, temperature).
+    Returns (K,). One batched product for the whole stack (the logits of all K models are
+    held at once: for a GPU, where K chunked losses would cost K x a dozen launches)."""
+    K = len(models)
+    dev = h.device
+    e = table[:, 1:models[0].n_items + 1]
+
+    def norm_where(x, flags):
+        if not any(flags):
+            return x
+        if all(flags):
+            return F.normalize(x, dim=-1, eps=_EPS)
+        f = torch.tensor(flags, device=dev).view(K, *([1] * (x.dim() - 1)))
+        return torch.where(f, F.normalize(x, dim=-1, eps=_EPS), x)
+
+    h = norm_where(h, [m.normalize_hidden for m in models])
+    e = norm_where(e, [m.normalize_items for m in models])
+    scale = torch.tensor([1.0 / m.temperature for m in models], device=dev).view(K, 1, 1)
+    logits = torch.bmm(h, e.transpose(1, 2)).float() * scale
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none") \
+        .view(K, -1).mean(1)
+
+
+def scoring(model, P: dict, k: int, h):
+    """Model k's (output representation, scored item table) as its lone loss sees them."""
+    if model.normalize_hidden:
+        h = F.normalize(h, dim=-1, eps=_EPS)
+    e = P["item_emb.weight"][k, 1:model.n_items + 1]
+    if model.normalize_items:
+        e = F.normalize(e, dim=-1, eps=_EPS)
+    return h, e

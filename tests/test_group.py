@@ -1,0 +1,158 @@
+"""Many models in one group end where each ends alone (train/group.py, train/stacked.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from _train_helpers import random_sequences
+from tfllmer_fast.data.sequences import leave_one_out
+from tfllmer_fast.experiment.config import Config
+from tfllmer_fast.train.group import GroupTrainer, build_member, group_key
+from tfllmer_fast.train.trainer import Trainer
+
+
+@pytest.fixture(autouse=True)
+def _threads(one_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(random_sequences(n_users=70, n_items=40, min_len=3, max_len=14, seed=5))
+
+
+def _configs(model, samples, **kw):
+    base = dict(init="random", embeddings=None, hidden=16, max_len=6, n_layers=2, epochs=4,
+                batch_size=8, progress=False, threads=1, model=model, train_samples=samples,
+                patience=1)
+    base.update(kw)
+    # A mix of what may differ inside a group: seeds, scoring, schedules.
+    return [Config(**base, seed=0),
+            Config(**base, seed=1, temperature=0.5),
+            Config(**{**base, "epochs": 2}, seed=2, normalize_items=False, normalize_hidden=True),
+            Config(**{**base, "patience": 0}, seed=3, init_std=0.05)]
+
+
+def _alone(configs, split):
+    out = []
+    for c in configs:
+        model, _ = build_member(c, split.n_items)
+        t = Trainer(model, split, c)
+        t.fit()
+        out.append((t, torch.get_rng_state()))
+    return out
+
+
+def _group(configs, split, **kw):
+    built = [build_member(c, split.n_items) for c in configs]
+    g = GroupTrainer([m for m, _ in built], split, configs,
+                     dropout_states=[s for _, s in built], **kw)
+    g.fit()
+    return g
+
+
+@pytest.mark.parametrize("model,samples", [("sasrec", "prefixes"), ("sasrec", "windows"),
+                                           ("gru4rec", "prefixes")])
+def test_a_model_in_a_group_ends_where_it_ends_alone(split, model, samples):
+    configs = _configs(model, samples)
+    alone = _alone(configs, split)
+    g = _group(configs, split)
+    for (ta, rng_end), tg, drop_gen in zip(alone, g.members, g.drop_gens):
+        ra, rg = ta.result, tg.result
+        # The random streams are the lone run's, bit for bit: data order, sampler, dropout.
+        assert torch.equal(ta.shuffle_gen.get_state(), tg.shuffle_gen.get_state())
+        assert torch.equal(ta.gen.get_state(), tg.gen.get_state())
+        assert torch.equal(rng_end, drop_gen.get_state())
+        # The decisions are the lone run's: epochs, early stopping, best epoch.
+        assert (ra.epochs_run, ra.stopped_early, ra.best_epoch) == \
+            (rg.epochs_run, rg.stopped_early, rg.best_epoch)
+        # The numbers agree to float rounding (batched products sum in another order).
+        np.testing.assert_allclose([h["train_loss"] for h in ra.history],
+                                   [h["train_loss"] for h in rg.history], rtol=1e-6)
+        for (name, pa), pg in zip(ta.model.state_dict().items(), tg.model.state_dict().values()):
+            if name.endswith("qkv.bias"):
+                # The key bias shifts every score of a row alike: its exact gradient is 0,
+                # and Adam scales the rounding noise there up to full steps. Queries and
+                # values only.
+                h = pa.shape[0] // 3
+                pa, pg = torch.cat([pa[:h], pa[2 * h:]]), torch.cat([pg[:h], pg[2 * h:]])
+            torch.testing.assert_close(pg, pa, rtol=1e-4, atol=1e-4, msg=name)
+        # What the model computes agrees as closely: scores of the validation users.
+        inputs = ta.valid_data.inputs[:32]
+        ta.model.eval(), tg.model.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(tg.model(inputs), ta.model(inputs), rtol=1e-4, atol=1e-4)
+        assert rg.best_valid == pytest.approx(ra.best_valid, rel=1e-6, abs=1e-9)
+
+
+def test_group_checkpoints_resume_exactly(split, tmp_path):
+    configs = _configs("sasrec", "prefixes", patience=10)
+    whole = _group(configs, split)
+    short = [c.replace(epochs=min(c.epochs, 2)) for c in configs]
+    paths = [tmp_path / f"run{i}" / "checkpoint.pt" for i in range(len(configs))]
+    _group(short, split, checkpoint_paths=paths)
+    resumed = _group(configs, split, checkpoint_paths=paths)
+    for tw, tr in zip(whole.members, resumed.members):
+        assert tr.resumed_from_epoch == 2
+        assert [h["train_loss"] for h in tw.result.history] == \
+            [h["train_loss"] for h in tr.result.history]
+        for pw, pr in zip(tw.model.state_dict().values(), tr.model.state_dict().values()):
+            assert torch.equal(pw, pr)
+
+
+def test_a_group_checkpoint_is_a_lone_checkpoint(split, tmp_path):
+    # A run may start in a group and go on alone: its file is a lone trainer's.
+    configs = _configs("sasrec", "prefixes", patience=10)[:2]
+    paths = [tmp_path / f"run{i}.pt" for i in range(2)]
+    _group([c.replace(epochs=2) for c in configs], split, checkpoint_paths=paths)
+    model, _ = build_member(configs[0], split.n_items)
+    t = Trainer(model, split, configs[0].replace(epochs=3), checkpoint_path=paths[0])
+    res = t.fit()
+    assert t.resumed_from_epoch == 2 and res.epochs_run == 3
+
+
+def test_group_refuses_what_it_cannot_stack(split):
+    a, b = _configs("sasrec", "prefixes")[:2]
+    with pytest.raises(ValueError, match="share every field"):
+        GroupTrainer([build_member(c, split.n_items)[0] for c in (a, b.replace(hidden=8))],
+                     split, [a, b.replace(hidden=8)])
+    c = a.replace(model="bert4rec", train_samples="auto")
+    with pytest.raises(ValueError, match="cannot train in a group"):
+        GroupTrainer([build_member(c, split.n_items)[0]], split, [c])
+    assert group_key(a) == group_key(b.replace(seed=7, lam=1.0, temperature=0.2))
+
+
+def test_the_gpu_settings_train_the_same_models_without_dropout(split):
+    # One dropout draw for the stack and one batched loss (the GPU defaults), run on the
+    # CPU: with dropout 0 the members agree with the replaying, chunked-loss group.
+    configs = [c.replace(dropout=0.0) for c in _configs("sasrec", "prefixes")]
+    a = _group(configs, split)
+    b = _group(configs, split, replay_dropout=False, batched_loss=True)
+    for ta, tb in zip(a.members, b.members):
+        assert ta.result.best_epoch == tb.result.best_epoch
+        np.testing.assert_allclose([h["train_loss"] for h in ta.result.history],
+                                   [h["train_loss"] for h in tb.result.history], rtol=1e-5)
+    # With dropout, the shared stream still trains every member (finite, decreasing loss).
+    c = _group(_configs("sasrec", "prefixes"), split, replay_dropout=False, batched_loss=True)
+    for t in c.members:
+        losses = [h["train_loss"] for h in t.result.history]
+        assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+def test_partitions_cover_the_stack_and_skip_copies_when_whole(split):
+    configs = _configs("sasrec", "prefixes")
+    built = [build_member(c, split.n_items) for c in configs]
+    g = GroupTrainer([m for m, _ in built], split, configs)
+    assert sorted(g._partition([9, 3, 9, 3])) == [[0, 2], [1, 3]]
+    assert g._partition([5, 5, 5, 5]) == [[0, 1, 2, 3]]
+    g.split_widths = False  # the GPU setting: one stack, in slot order
+    assert g._partition([9, 3, 7, 1]) == [[0, 1, 2, 3]]
+
+
+def test_group_refuses_the_cold_start_protocol(split):
+    from tfllmer_fast.data.cold import cold_start_split
+
+    cold = cold_start_split(split, np.array([3, 7]))
+    c = _configs("sasrec", "prefixes")[0]
+    with pytest.raises(ValueError, match="cold-start"):
+        GroupTrainer([build_member(c, cold.n_items)[0]], cold, [c])
