@@ -242,6 +242,8 @@ def test_pca_init_is_used_and_scaled():
                          data=Dataset("toy", seqs, emb, None))
     assert res["metrics"]["test"]["ndcg@10"] >= 0
     assert res["config"]["init"] == "pca"
+    # the result reads as the dict of results.json that runs used to return
+    assert "metrics" in res and dict(res) == res.results and res.get("best_epoch") >= 1
 
 
 def test_diverged_training_raises_instead_of_scoring(monkeypatch):

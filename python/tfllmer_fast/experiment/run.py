@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,16 +74,24 @@ def make_run_split(config: Config, data: Dataset) -> LeaveOneOutSplit:
     return cold_start_split(split, cold) if cold.size else split
 
 
-@dataclass
-class RunResult:
-    """What a run produced: ``results`` (the content of ``results.json``; ``result[key]``
-    reads it too) and the ``trainer`` (its ``model`` holds the best state)."""
+@dataclass(eq=False)
+class RunResult(Mapping):
+    """What a run produced: ``results`` (the content of ``results.json``) and the ``trainer``
+    (its ``model`` holds the best state). A read-only mapping over ``results``, as the dict
+    that runs used to return: ``result["metrics"]``, ``"metrics" in result``, ``dict(result)``.
+    """
 
     results: dict
     trainer: Trainer
 
     def __getitem__(self, key):
         return self.results[key]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
 
     @property
     def metrics(self) -> dict:
