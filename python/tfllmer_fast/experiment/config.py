@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -273,9 +274,9 @@ def _flatten(d: dict) -> dict:
     return out
 
 
-_NULLABLE = {"embeddings", "kcore", "n_layers", "dropout", "attn_dropout", "graph_window",
-             "normalize_llm", "n_negatives", "grad_clip", "eval_batch_size", "threads", "name",
-             "cold_items_from", "delta_bound"}
+# Fields whose type admits None: "none" in a file means None there (and only there).
+_NULLABLE = frozenset(name for name, hint in typing.get_type_hints(Config).items()
+                      if type(None) in typing.get_args(hint))
 
 
 def load_config_file(path) -> dict:
