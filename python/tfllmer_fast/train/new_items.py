@@ -5,7 +5,8 @@ Three methods (:data:`ROW_METHODS`):
 * ``projection``: the projection and scaling that built the initial table (PCA or Rec-PCA
   components, mean, row normalisation, scale factor; stored in the checkpoint as
   ``items.projection``), applied to the new items' embeddings. With the cold-start
-  protocol this is exactly what the cold rows are after training (they get no update).
+  protocol these are the cold rows as training left them (they get no update), up to
+  float32 rounding: the table was computed in the embeddings' precision, this in float64.
 * ``aligned``: a ridge map ``T(p) = p W + b`` fitted in closed form after training from the
   projected rows ``p`` of warm items to their trained rows (intercept not penalised), then
   applied to the new items' projected rows. Its ``lambda`` is chosen on validation
@@ -13,8 +14,9 @@ Three methods (:data:`ROW_METHODS`):
 * ``random``: rows drawn as the random init draws them (N(0, init_std)); all an ID-only
   model can get, hence the chance reference.
 
-:func:`add_items` returns a checkpoint whose model has the new items appended (ids
-``n_items .. n_items + k - 1``); every old item's row, and so its score, is unchanged.
+:func:`add_items` returns a checkpoint whose model has the new items appended (0-based ids
+``n_items .. n_items + k - 1``, keys ``new-<id>`` unless given); every old item's row, and so
+its score, is unchanged.
 
 Models with a frozen item table (``item_table = "frozen"`` / ``"frozen+delta"``, see
 :mod:`.item_tables`) were trained in the projected space itself: a new item gets its
