@@ -330,29 +330,10 @@ class GroupTrainer:
         """A lone trainer's end-of-epoch work for member ``i``: evaluation, best state,
         early stopping, history, checkpoint (with its dropout stream as the global state)."""
         t = self.members[i]
-        c, res = t.config, t.result
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1} (run {i} of the "
                                      f"group): the mean loss is {loss}")
-        record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
-        res.train_time_s += train_s
-        metric = c.selection_metric
-        if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
-            t1 = time.perf_counter()
-            valid = t.evaluate("valid", protocol=t.selection_protocol)
-            record["eval_s"] = time.perf_counter() - t1
-            res.eval_time_s += record["eval_s"]
-            record["valid"] = valid
-            if valid[metric] > t._best_metric:
-                t._best_metric = valid[metric]
-                t._best_state = {k: v.detach().clone() for k, v in t.model.state_dict().items()}
-                res.best_epoch, res.best_valid = epoch + 1, valid
-                t._bad_evals = 0
-            else:
-                t._bad_evals += 1
-                res.stopped_early = t._out_of_patience()
-        res.history.append(record)
-        res.epochs_run = epoch + 1
+        t.end_epoch(epoch, loss, train_s)
         if t.checkpoint_path is not None:
             # The checkpoint's global RNG state is this member's dropout stream.
             saved = torch.get_rng_state()

@@ -276,25 +276,7 @@ class Trainer:
                 torch.cuda.synchronize(self.device)
             train_s = time.perf_counter() - t0
             bar.close()
-            record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
-            res.train_time_s += train_s
-            if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
-                t1 = time.perf_counter()
-                valid = self.evaluate("valid", protocol=self.selection_protocol)
-                record["eval_s"] = time.perf_counter() - t1
-                res.eval_time_s += record["eval_s"]
-                record["valid"] = valid
-                if valid[metric] > self._best_metric:
-                    self._best_metric = valid[metric]
-                    self._best_state = {k: v.detach().clone()
-                                        for k, v in self.model.state_dict().items()}
-                    res.best_epoch, res.best_valid = epoch + 1, valid
-                    self._bad_evals = 0
-                else:
-                    self._bad_evals += 1
-                    res.stopped_early = self._out_of_patience()
-            res.history.append(record)
-            res.epochs_run = epoch + 1
+            record = self.end_epoch(epoch, loss, train_s)
             if c.progress:
                 v = record.get("valid")
                 tqdm.write(f"epoch {epoch + 1:3d}  loss {loss:.4f}  {train_s:.1f}s"
@@ -306,6 +288,33 @@ class Trainer:
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
         return res
+
+    def end_epoch(self, epoch: int, loss: float, train_s: float) -> dict:
+        """The bookkeeping after training epoch ``epoch`` (0-based): validation when due,
+        best state, early stopping, history. Returns the epoch's record. Shared with
+        :class:`~tfllmer_fast.train.group.GroupTrainer`, which trains several trainers'
+        models at once."""
+        c, res = self.config, self.result
+        record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
+        res.train_time_s += train_s
+        if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
+            t1 = time.perf_counter()
+            valid = self.evaluate("valid", protocol=self.selection_protocol)
+            record["eval_s"] = time.perf_counter() - t1
+            res.eval_time_s += record["eval_s"]
+            record["valid"] = valid
+            if valid[c.selection_metric] > self._best_metric:
+                self._best_metric = valid[c.selection_metric]
+                self._best_state = {k: v.detach().clone()
+                                    for k, v in self.model.state_dict().items()}
+                res.best_epoch, res.best_valid = epoch + 1, valid
+                self._bad_evals = 0
+            else:
+                self._bad_evals += 1
+                res.stopped_early = self._out_of_patience()
+        res.history.append(record)
+        res.epochs_run = epoch + 1
+        return record
 
     # ----- checkpoints -----------------------------------------------------------------
     def _rng_state(self) -> dict:
