@@ -260,7 +260,7 @@ def test_memory_plan_names_the_block_count(client):
 def test_workers_dying_on_a_block_name_the_block_count(client, tmp_path):
     # A block task whose worker keeps dying (as when it runs out of memory) ends in
     # KilledWorker after Dask's allowed failures; the error says which block count to use.
-    paths, _, _, n_items = _shard_files(tmp_path, n_shards=2)
+    paths, _, _, n_items = _shard_files(tmp_path)  # two shards counted after the sample: pieces to merge
     fault_dir = tmp_path / "fault"
     fault_dir.mkdir()
     allowed = int(dask.config.get("distributed.scheduler.allowed-failures"))

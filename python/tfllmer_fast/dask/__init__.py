@@ -4,16 +4,23 @@ Needs ``dask[distributed]`` (``pip install tfllmer_fast[dask]``). The arithmetic
 :mod:`tfllmer_fast.graph.partial` (engine-agnostic exact partials); this module only plans
 and schedules tasks on a ``distributed.Client``.
 
-Co-occurrence (:func:`cooccurrence`): one task per shard counts its users into an exact
-upper-triangle partial. Then either
+Co-occurrence (:func:`cooccurrence`): the first shards (one per worker, at least two) are
+counted into exact upper-triangle partials and merged; their entries per row, and how much
+the merge grew over one shard, estimate the graph and plan the reduction. Then either
 
-* ``reduce="tree"``: the partials are merged in a fixed tree (``split_every`` at a time) and
+* ``reduce="tree"``: every partial is merged in a fixed tree (``split_every`` at a time) and
   one worker finishes the whole graph - the unpruned graph must fit one worker; or
-* ``reduce="shuffle"``: every partial is mirrored and split into row blocks
-  ``[bounds[b], bounds[b+1])`` chosen so that the blocks hold about equal numbers of
-  entries (popular items have many); each block's pieces are merged and finished on one
-  worker (``min_count`` there; ``top_k`` with the k-th entry of every row gathered once).
-  The graph may stay on the cluster as row blocks (``return_blocks=True``).
+* ``reduce="shuffle"``: every other shard is counted and split, in one task, into the full
+  rows of each row block ``[bounds[b], bounds[b+1])``, with blocks holding about equal
+  numbers of entries (popular items have many); each block's pieces are merged in a fixed
+  tree and finished on one worker (``min_count`` there; ``top_k`` with the k-th entry of
+  every row gathered once). The graph may stay on the cluster as row blocks
+  (``return_blocks=True``).
+
+Merges outrank counts in Dask's priorities, so the cluster holds a merge front rather than
+every shard's output; what waits is Dask's managed memory, spilled to disk as the worker
+fills. Each task's estimated peak must fit ``terminate - spill`` of a worker's memory limit
+(the part Dask cannot free by spilling).
 
 Sums are exact, so every shard count, block count, reduction and retry gives the graph of
 :func:`tfllmer_fast.cooccurrence` on all users, bit for bit.
@@ -32,7 +39,6 @@ and M is solved there with the Gram path's eigensolver.
 Threads: every task runs its kernels with ``n_threads`` OpenMP threads (default 1: one per
 Dask worker thread; ``None`` would mean all cores in every task and oversubscribe the node).
 """
-
 
 from __future__ import annotations
 

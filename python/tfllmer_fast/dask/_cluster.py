@@ -8,9 +8,23 @@ import distributed
 import numpy as np
 
 REDUCES = ("auto", "tree", "shuffle")
-# Share of a worker's memory limit that a task's estimated peak may take. Dask starts
-# spilling at 60 % and pauses the worker at 80 %; half leaves room for the inputs in flight.
-MEMORY_BUDGET = 0.5
+
+
+def memory_budget() -> float:
+    """Share of a worker's memory limit that one task's estimated peak may take.
+
+    A worker holds results up to its "spill" fraction of the limit (0.7 by default) before
+    writing them to disk, and is killed at "terminate" (0.95). A task that allocates quickly
+    can outrun the spilling, so its peak must fit in between: 0.25 of the limit by default.
+    Clusters configured to spill earlier leave their tasks more.
+    """
+    import dask
+
+    spill = dask.config.get("distributed.worker.memory.spill", 0.7) or 0.7
+    terminate = dask.config.get("distributed.worker.memory.terminate", 0.95) or 0.95
+    return max(0.1, float(terminate) - float(spill))
+
+
 # Float32 graph from the finish: int32 column + float32 weight per entry (int64 indptr aside).
 FINISHED_BYTES_PER_ENTRY = 8
 
@@ -33,11 +47,7 @@ def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     )
     n_workers = max(1, len(workers))
     if memory_limit is not None:
-        if (
-            isinstance(memory_limit, bool)
-            or not isinstance(memory_limit, (int, np.integer))
-            or memory_limit < 1
-        ):
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
             raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         return int(memory_limit), n_workers
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
@@ -79,5 +89,3 @@ def _maybe_fault(fault, stage: str) -> None:
             continue
         os.close(fd)
         os._exit(1)
-
-

@@ -26,9 +26,7 @@ def _frame_chunk(df, label: str) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, items) of a pandas DataFrame of (user, item[, time]) rows, users whole."""
     missing = {"user", "item"} - set(df.columns)
     if missing:
-        raise ValueError(
-            f"{label}: needs columns 'user' and 'item' (and optionally 'time'), missing {sorted(missing)}"
-        )
+        raise ValueError(f"{label}: needs columns 'user' and 'item' (and optionally 'time'), missing {sorted(missing)}")
     users = np.asarray(df["user"].to_numpy())
     items = integer_array(np.asarray(df["item"].to_numpy()), f"{label}: column 'item'")
     if "time" in df.columns:
@@ -37,9 +35,7 @@ def _frame_chunk(df, label: str) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(users, kind="stable")  # keeps each user's rows in their given order
     users, items = users[order], items[order]
     starts = np.flatnonzero(users[1:] != users[:-1]) + 1 if users.size else np.zeros(0, np.int64)
-    offsets = (
-        np.concatenate([[0], starts, [users.size]]).astype(np.int64) if users.size else np.zeros(1, np.int64)
-    )
+    offsets = np.concatenate([[0], starts, [users.size]]).astype(np.int64) if users.size else np.zeros(1, np.int64)
     return offsets, items
 
 
@@ -50,9 +46,7 @@ def _chunks_of(source, label: str, max_interactions: int):
         return [_frame_chunk(source, label)]
     if isinstance(source, (tuple, list)) and len(source) == 2:
         return [(source[0], source[1])]
-    raise TypeError(
-        f"{label}: a shard is (offsets, items), a path or a pandas DataFrame, got {type(source).__name__}"
-    )
+    raise TypeError(f"{label}: a shard is (offsets, items), a path or a pandas DataFrame, got {type(source).__name__}")
 
 
 def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_interactions: int, fault=None):
@@ -75,14 +69,24 @@ def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_int
     return part
 
 
+def _count_split_task(
+    source,
+    label: str,
+    key: CoocOptionsKey,
+    n_threads: int,
+    max_interactions: int,
+    bounds: list[int],
+    fault=None,
+) -> list[CoocPartial]:
+    """A shard's pieces of every row block: its whole partial never outlives the task, so the
+    cluster holds pieces on their way to a merge, not one partial per shard."""
+    return _count_task(source, label, key, n_threads, max_interactions, fault).mirror_split(bounds)
+
+
 def _summary_task(part: CoocPartial, bucket: int) -> dict:
     entries = part.row_entries()
     n_buckets = -(-part.n_items // bucket) if part.n_items else 0
-    hist = (
-        np.add.reduceat(entries, np.arange(0, part.n_items, bucket))
-        if part.n_items
-        else np.zeros(0, np.int64)
-    )
+    hist = np.add.reduceat(entries, np.arange(0, part.n_items, bucket)) if part.n_items else np.zeros(0, np.int64)
     if hist.size != n_buckets:  # a broken invariant must fail under python -O too
         raise RuntimeError(f"bucket histogram has {hist.size} entries, expected {n_buckets}")
     return {
@@ -153,9 +157,7 @@ def _finish_whole_task(part: CoocPartial, min_count: float, top_k, n_threads: in
             n_threads,
         )
     except MemoryError:
-        raise MemoryError(
-            "out of memory finishing the whole graph on one worker: use reduce='shuffle'"
-        ) from None
+        raise MemoryError("out of memory finishing the whole graph on one worker: use reduce='shuffle'") from None
     return RowBlock(0, part.n_items, indptr, indices, data)
 
 
@@ -177,5 +179,3 @@ def _concat_stats(*stats):
 
 def _filter_task(block: RowBlock, stats) -> RowBlock:
     return top_k_filter(block, stats)
-
-

@@ -3,7 +3,6 @@ shuffle (see the package docstring)."""
 
 from __future__ import annotations
 
-import math
 import operator
 import os
 import uuid
@@ -31,14 +30,16 @@ from ..graph.partial import (
 )
 from ._cluster import (
     FINISHED_BYTES_PER_ENTRY,
-    MEMORY_BUDGET,
     REDUCES,
     _get_client,
     _gib,
     _worker_memory_limit,
+    memory_budget,
 )
+from ._plan import GraphEstimate, plan_row_blocks
 from ._tasks import (
     _concat_stats,
+    _count_split_task,
     _count_task,
     _disjoint_union,
     _filter_task,
@@ -51,27 +52,6 @@ from ._tasks import (
     _summary_task,
     _users_task,
 )
-
-
-def plan_row_blocks(entries_per_bucket: np.ndarray, bucket: int, n_items: int, n_blocks: int) -> list[int]:
-    """Row bounds of ``n_blocks`` blocks holding about equal numbers of entries.
-
-    ``entries_per_bucket[k]``: entries of rows ``[k * bucket, (k + 1) * bucket)``. Bounds fall
-    on bucket edges, so a block holds at least one bucket's rows (fewer blocks come out
-    when there are fewer non-empty buckets than blocks asked for).
-    """
-    hist = np.asarray(entries_per_bucket, dtype=np.float64)
-    if n_blocks < 1:
-        raise ValueError("n_blocks must be >= 1")
-    cum = np.concatenate([[0.0], np.cumsum(hist)])
-    total = cum[-1]
-    if total == 0:
-        edges = np.linspace(0, n_items, n_blocks + 1).round().astype(np.int64)
-        return sorted(set(int(x) for x in edges))
-    targets = total * np.arange(1, n_blocks) / n_blocks
-    cuts = np.searchsorted(cum, targets, side="left")
-    edges = np.unique(np.clip(np.concatenate([[0], cuts * bucket, [n_items]]), 0, n_items))
-    return [int(x) for x in edges]
 
 
 @dataclass
@@ -91,9 +71,7 @@ class GraphBlocks:
     def to_csr(self, index_dtype=np.int64) -> sp.csr_array:
         """Gathers the blocks to the client as one csr_array."""
         client = _get_client(self.client)
-        return assemble_blocks(
-            client.gather(self.blocks), self.n_items, index_dtype=check_index_dtype(index_dtype)
-        )
+        return assemble_blocks(client.gather(self.blocks), self.n_items, index_dtype=check_index_dtype(index_dtype))
 
     def nnz(self) -> int:
         client = _get_client(self.client)
@@ -128,18 +106,18 @@ def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
             sources.append(client.scatter([(offsets, items)], hash=False)[0])
             labels.append(f"shard {k}")
         else:
-            raise TypeError(
-                f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}"
-            )
+            raise TypeError(f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}")
     return sources, labels, has_users
 
 
 def _tree(client, futures: list, split_every: int, **kwargs):
-    """Fixed-order tree of _merge_task over futures (consecutive groups)."""
+    """Fixed-order tree of _merge_task over futures (consecutive groups). Merges outrank the
+    counts (priority 1 over 0): a group's partials are merged as soon as they are all counted,
+    so the cluster holds about one tree front, not every shard's partial."""
     level = list(futures)
     while len(level) > 1:
         level = [
-            client.submit(_merge_task, *level[i : i + split_every], pure=False, **kwargs)
+            client.submit(_merge_task, *level[i : i + split_every], pure=False, priority=1, **kwargs)
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -197,8 +175,11 @@ def cooccurrence(
     window, weighting, max_history, min_count, top_k
         As in :func:`tfllmer_fast.cooccurrence`.
     reduce : {"auto", "tree", "shuffle"}
-        "auto": "tree" when the estimated unpruned graph fits in ``MEMORY_BUDGET`` of one
-        worker's memory and ``n_row_blocks`` is not given, else "shuffle".
+        "auto": "tree" when the estimated unpruned graph fits in the share of one worker's
+        memory that a task may take (``memory_budget()``: 0.25 with Dask's defaults) and
+        ``n_row_blocks`` is not given, else "shuffle". Estimates come from the first shards
+        (one per worker, at least two), counted before the others and scaled to all shards,
+        so shards should be of about equal size.
     n_row_blocks : int, optional
         Row blocks of the shuffle; default the fewest that fit a worker's budget, and at
         least one per worker. Blocks hold about equal numbers of entries.
@@ -253,7 +234,7 @@ def cooccurrence(
         raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
     client = _get_client(client)
     limit, n_workers = _worker_memory_limit(client, memory_limit)
-    budget = MEMORY_BUDGET * limit
+    budget = memory_budget() * limit
 
     sources, labels, has_users = _normalise_shards(shards, client)
     futures_alive = []
@@ -270,52 +251,69 @@ def cooccurrence(
             _wait_or_raise(client, level, "checking user ids", "")
             del users, pairs, level
 
-        partials = [
-            client.submit(
-                _count_task,
-                s,
-                lab,
+        # The first shards (one per worker, at least two) are counted whole and merged: their
+        # entries per row and how they grow in the merge, scaled to all shards, plan the
+        # reduction before the other shards are counted, so that no barrier holds every
+        # shard's partial at once.
+        n_sample = min(len(sources), max(2, n_workers))
+
+        def count(k, task, *extra):
+            return client.submit(
+                task,
+                sources[k],
+                labels[k],
                 key,
                 n_threads,
                 max_interactions,
-                _fault,
+                *extra,
+                fault=_fault,
                 pure=False,
                 key=f"tfllmer-count-{uuid.uuid4().hex[:12]}-{k}",
             )
-            for k, (s, lab) in enumerate(zip(sources, labels))
-        ]
-        futures_alive += partials
-        bucket = max(1, -(-n_items // 65536))
-        summaries = [client.submit(_summary_task, p, bucket, pure=False) for p in partials]
-        _wait_or_raise(client, summaries, "counting the shards", "split the input into more, smaller shards")
-        summaries = client.gather(summaries)
 
+        singles = [count(k, _count_task) for k in range(n_sample)]
+        futures_alive += singles
+        sample = client.submit(_merge_task, *singles, n_threads=n_threads, pure=False, priority=1)
+        futures_alive.append(sample)
+        bucket = max(1, -(-n_items // 65536))
+        summaries = [client.submit(_summary_task, p, bucket, pure=False) for p in [*singles, sample]]
+        _wait_or_raise(client, summaries, "counting the shards", "split the input into more, smaller shards")
+        del singles
+        *singles_hist, merged_hist = (s["hist"] for s in client.gather(summaries))
+        est = GraphEstimate.from_sample(singles_hist, merged_hist, len(sources), n_items, bucket)
         bpe = BYTES_PER_ENTRY[key.weighting]
-        upper = sum(s["nnz"] for s in summaries)  # an upper bound on the merged graph's half
-        hist = np.sum([s["hist"] for s in summaries], axis=0) if n_items else np.zeros(0, np.int64)
-        largest_input = max((s["nbytes"] for s in summaries), default=0)
-        # Tree root: the merged sums, the inputs being merged, the float32 graph and its int64 copy.
-        tree_peak = 2 * upper * bpe + split_every * largest_input + 2 * upper * (FINISHED_BYTES_PER_ENTRY + 4)
+        merged_upper, inputs_upper = est.upper_entries(split_every)
+        # Tree root: its inputs and the merged sums, the float32 graph and its int64 copy.
+        tree_peak = (inputs_upper + merged_upper) * bpe + 2 * merged_upper * (FINISHED_BYTES_PER_ENTRY + 4)
 
         def block_peak(bounds):
-            # A block's pieces, their merge, the float32 rows and the top-k statistics of every row.
-            per_block = [
-                hist[lo // bucket : -(-hi // bucket)].sum() for lo, hi in zip(bounds[:-1], bounds[1:])
-            ]
-            return (
-                max(per_block, default=0) * (2 * bpe + FINISHED_BYTES_PER_ENTRY) + 9 * n_items + 8 * n_items
-            )
+            # A block's last merge (its inputs and output), the float32 rows, top-k statistics.
+            merged, inputs = est.block_entries(bounds, split_every)
+            return float(np.max((inputs + merged) * bpe + merged * FINISHED_BYTES_PER_ENTRY, initial=0)) + 17 * n_items
 
+        def suggested_blocks():
+            b = max(n_workers, 1)
+            while b < n_items and block_peak(plan_row_blocks(est.hist, bucket, n_items, b)) > budget:
+                b *= 2
+            return b
+
+        # Estimates overstate rather than understate, so an explicit choice is refused only
+        # beyond twice the budget; between the two it may run, with spilling.
+        where = (
+            f"estimated from the first {n_sample} shards; a task may take {_gib(budget)} of a worker's {_gib(limit)}"
+        )
         if reduce == "auto":
             reduce = "tree" if (n_row_blocks is None and tree_peak <= budget) else "shuffle"
         if reduce == "tree":
-            if tree_peak > 0.9 * limit:
-                suggest = max(n_workers, math.ceil(tree_peak / budget))
+            if tree_peak > 2 * budget:
                 raise MemoryError(
-                    f"the unpruned graph needs about {_gib(tree_peak)} on one worker, more than its memory limit "
-                    f"{_gib(limit)}: use reduce='shuffle' with n_row_blocks >= {suggest}"
+                    f"the unpruned graph needs about {_gib(tree_peak)} on one worker ({where}): use "
+                    f"reduce='shuffle' with n_row_blocks >= {suggested_blocks()}"
                 )
+            partials = [sample] + [count(k, _count_task) for k in range(n_sample, len(sources))]
+            futures_alive += partials
             root = _tree(client, partials, split_every, n_threads=n_threads)
+            del partials, sample
             out = client.submit(_finish_whole_task, root, min_count, top_k, n_threads, pure=False)
             _wait_or_raise(client, [out], "finishing the graph", "use reduce='shuffle'")
             if return_blocks:
@@ -323,31 +321,26 @@ def cooccurrence(
             return out.result().to_csr(index_dtype)
 
         # ---- shuffle
-        def suggested_blocks():
-            b = max(n_workers, 1)
-            while b < n_items and block_peak(plan_row_blocks(hist, bucket, n_items, b)) > budget:
-                b *= 2
-            return b
-
         if n_row_blocks is None:
             n_row_blocks = suggested_blocks()
-        bounds = plan_row_blocks(hist, bucket, n_items, n_row_blocks) if n_items else [0, 0]
+        bounds = plan_row_blocks(est.hist, bucket, n_items, n_row_blocks) if n_items else [0, 0]
         peak = block_peak(bounds)
-        if peak > 0.9 * limit:
+        if peak > 2 * budget:
             raise MemoryError(
-                f"with n_row_blocks={n_row_blocks} the largest row block needs about {_gib(peak)}, more than a "
-                f"worker's memory limit {_gib(limit)}: use n_row_blocks >= {suggested_blocks()} (or workers "
-                "with more memory)"
+                f"with n_row_blocks={n_row_blocks} the largest row block needs about {_gib(peak)} ({where}): "
+                f"use n_row_blocks >= {suggested_blocks()} (or workers with more memory)"
             )
+        splits = [client.submit(_split_task, sample, bounds, pure=False, priority=1)]
+        splits += [count(k, _count_split_task, bounds) for k in range(n_sample, len(sources))]
+        futures_alive += splits
+        del sample
         nb = len(bounds) - 1
-        splits = [client.submit(_split_task, p, bounds, pure=False) for p in partials]
-        pieces = [[client.submit(operator.getitem, s, b, pure=False) for s in splits] for b in range(nb)]
-        del splits, partials
+        pieces = [[client.submit(operator.getitem, s, b, pure=False, priority=2) for s in splits] for b in range(nb)]
+        del splits
         futures_alive = [p for row in pieces for p in row]
         hint = f"use n_row_blocks >= {2 * nb}"
         sums = [
-            _tree(client, pieces[b], split_every, n_threads=n_threads, fault=_fault, stage="shuffle")
-            for b in range(nb)
+            _tree(client, pieces[b], split_every, n_threads=n_threads, fault=_fault, stage="shuffle") for b in range(nb)
         ]
         del pieces
         blocks = [client.submit(_finish_block_task, s, min_count, n_threads, pure=False) for s in sums]
@@ -366,5 +359,3 @@ def cooccurrence(
     except BaseException:
         client.cancel(futures_alive)
         raise
-
-

@@ -138,6 +138,11 @@ class CoocPartial:
     def nbytes(self) -> int:
         return int(self.indptr.nbytes + self.cols.nbytes + self.vals.nbytes)
 
+    def __sizeof__(self) -> int:
+        # Memory managers that size objects with sys.getsizeof (Dask's spilling does) must
+        # see the arrays, or they never spill partials and the workers run out of memory.
+        return object.__sizeof__(self) + self.nbytes
+
     def _args(self):
         return self.indptr, self.cols, self.vals
 
@@ -362,6 +367,9 @@ class RowBlock:
     @property
     def nbytes(self) -> int:
         return int(self.indptr.nbytes + self.indices.nbytes + self.data.nbytes)
+
+    def __sizeof__(self) -> int:
+        return object.__sizeof__(self) + self.nbytes
 
     def to_csr(self, index_dtype=np.int64) -> sp.csr_array:
         """The rows as a ``(rows, n_items)`` csr_array (the whole graph when it holds every row)."""
