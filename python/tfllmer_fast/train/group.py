@@ -12,13 +12,17 @@ back into it after every epoch, so members evaluate, checkpoint and resume with 
 code and their checkpoint files are lone checkpoints (a run may start in a group and finish
 alone, or the other way round).
 
-How close to a lone run? Same random streams, hence the same rows, masks and early-stopping
-decisions as long as the numbers agree; the numbers agree to float rounding, not bit for bit:
-batched matrix products accumulate in another order than the lone ``addmm``, LayerNorm's
-affine step is a separate multiply-add, not the fused kernel's, and the stack is as wide as
-its widest batch (masked padding columns change the length of softmax and attention sums).
-Tests check parameters after training against lone runs to a tight tolerance, and that the
-random streams (orders, dropout states) are bitwise the lone ones.
+How close to a lone run? On the CPU (``exact``, the default there) bit for bit: the same
+random streams, and the same kernels on the same shapes. Only members whose batches have one
+width share a forward (left padding would change the order of the sums over tokens in the
+bias and weight gradients, and of the softmax sums past 16 columns); each LayerNorm runs the
+fused kernel model by model (its backward sums the affine gradients in its own order); the
+attention is the lone ``scaled_dot_product_attention`` (its fused kernel without dropout,
+its math path's exact arithmetic with dropout); a batched product's slice k is what the
+lone ``addmm``/``bmm`` computes, and Adam is elementwise. Tests check parameters, optimizer
+state and every epoch's losses and metrics against lone runs with ``torch.equal``. With
+``exact=False`` members of different widths may share a padded forward and agree to float
+rounding only.
 
 Models leave the stack when they stop; a model that stopped early keeps its best state.
 
@@ -101,11 +105,16 @@ class GroupTrainer:
         draw for the stack (masks of the same law, not the lone bits).
     batched_loss : bool, optional (default: on CUDA)
         Prefix rows: one batched full-softmax CE for the stack instead of K chunked ones.
+    exact : bool, optional (default: on the CPU, with replayed dropout and chunked losses)
+        Every member computes what its lone run computes, bit for bit: only members whose
+        batches have one width share a forward (padding columns would change the order of
+        the sums over positions and tokens), and each LayerNorm runs the lone fused kernel
+        model by model. Off: members of different widths may share a padded forward.
     """
 
     def __init__(self, models, split, configs, *, device=None, dropout_states=None,
                  checkpoint_paths=None, resume: bool = True, replay_dropout=None,
-                 batched_loss=None):
+                 batched_loss=None, exact=None):
         if not models or len(models) != len(configs):
             raise ValueError("a group needs one config per model (at least one model)")
         keys = {group_key(c) for c in configs}
@@ -146,6 +155,11 @@ class GroupTrainer:
         # the launches dominate: one dropout draw and one batched loss for the whole stack.
         self.replay_dropout = not cuda if replay_dropout is None else bool(replay_dropout)
         self.batched_loss = cuda if batched_loss is None else bool(batched_loss)
+        if exact is None:
+            exact = not cuda and self.replay_dropout and not self.batched_loss
+        if exact and not (self.replay_dropout and not self.batched_loss):
+            raise ValueError("exact=True needs replay_dropout=True and batched_loss=False")
+        self.exact = bool(exact)
         self.unfinished: list[int] = []
 
     # ----- stack <-> members -------------------------------------------------------------
@@ -217,7 +231,7 @@ class GroupTrainer:
                         for k, v in P.items()}
                     H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
                                        Dropout([drop.gens[s] for s in part], self.device,
-                                               drop.shared))
+                                               drop.shared), self.exact)
                     if prefixes and self.batched_loss:
                         part_loss = stacked_cross_entropy(
                             [ms[s].model for s in part], sub["item_emb.weight"], H[:, :, -1],
@@ -250,13 +264,19 @@ class GroupTrainer:
         return [x / max(count, 1) for x in totals.tolist()]
 
     def _partition(self, widths: list[int]) -> list[list[int]]:
-        """Slots that run one stacked forward together. On a GPU, where the launches are the
-        cost, all share one. On the CPU, where the arithmetic is, a model should not compute
-        many padding columns for another's long batch: the slots sorted by width are cut
-        into runs that minimise (models x widest width + a fixed cost per forward, worth
-        :data:`PART_COST` columns), by dynamic programming over the cut points."""
-        if not self.split_widths or len(widths) == 1:
+        """Slots that run one stacked forward together. ``exact``: the slots of each width.
+        On a GPU, where the launches are the cost, all share one. Otherwise on the CPU,
+        where the arithmetic is, a model should not compute many padding columns for
+        another's long batch: the slots sorted by width are cut into runs that minimise
+        (models x widest width + a fixed cost per forward, worth :data:`PART_COST` columns),
+        by dynamic programming over the cut points."""
+        if len(widths) == 1 or (not self.split_widths and not self.exact):
             return [list(range(len(widths)))]  # the whole stack: no parameter selection
+        if self.exact:
+            by_width: dict[int, list[int]] = {}
+            for s, w in enumerate(widths):
+                by_width.setdefault(w, []).append(s)
+            return sorted(by_width.values())
         order = sorted(range(len(widths)), key=widths.__getitem__)
         w = [widths[s] for s in order]
         best = [0.0] + [float("inf")] * len(w)
