@@ -41,10 +41,9 @@ from contextlib import nullcontext
 
 import torch
 
-from .losses import linear_cross_entropy
 from .models import build_model
 from .runtime import cpu_threads, seed_everything
-from .stacked import STACKED_MODELS, Dropout, scoring, stacked_cross_entropy, stacked_encode
+from .stacked import STACKED_MODELS, Dropout, stack, stacked_cross_entropy, stacked_encode
 from .trainer import Trainer
 
 #: Config fields that may differ inside a group (the rest must be equal).
@@ -144,7 +143,6 @@ class GroupTrainer:
         for g, s in zip(self.drop_gens, states):
             g.set_state(s)
         self.slots: list[int] = []   # member index of each stack slot
-        self.P: dict[str, torch.Tensor] = {}
         self.optimizer = None
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
@@ -164,43 +162,38 @@ class GroupTrainer:
 
     # ----- stack <-> members -------------------------------------------------------------
     def _restack(self, slots: list[int]) -> None:
-        """Stack the members ``slots`` (all at the same epoch): parameters and Adam state."""
+        """Train the members ``slots`` (all at the same epoch) from now on: one fused Adam
+        over their own parameters, whose state entries are their optimizers' own."""
         self.slots = list(slots)
         ms = [self.members[i] for i in slots]
-        names = [n for n, _ in self.base.named_parameters()]
-        self.P = {n: torch.stack([dict(t.model.named_parameters())[n].detach() for t in ms])
-                  .requires_grad_() for n in names}
         c = self.config
-        self.optimizer = torch.optim.Adam(list(self.P.values()), lr=c.lr,
-                                          weight_decay=c.weight_decay, fused=True)
-        opt_states = [t.optimizer.state for t in ms]
-        params = [dict(t.model.named_parameters()) for t in ms]
-        if any(opt_states[0].get(params[0][n]) for n in names):
-            for n, p in self.P.items():
-                st = [s[pp[n]] for s, pp in zip(opt_states, params)]
-                self.optimizer.state[p] = {
-                    "step": st[0]["step"].clone(),
-                    "exp_avg": torch.stack([s["exp_avg"] for s in st]),
-                    "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in st])}
+        self.optimizer = torch.optim.Adam([p for t in ms for p in t.model.parameters()],
+                                          lr=c.lr, weight_decay=c.weight_decay, fused=True)
+        for t in ms:
+            for p in t.model.parameters():
+                if p in t.optimizer.state:
+                    self.optimizer.state[p] = t.optimizer.state[p]
 
-    @torch.no_grad()
     def _unstack(self) -> None:
-        """Write the stack back into the members' modules and optimizers."""
-        for slot, i in enumerate(self.slots):
+        """Give every member's optimizer the state entries the group optimizer made (the
+        same tensors: the fused step updates them in place), for evaluation and checkpoints."""
+        for i in self.slots:
             t = self.members[i]
-            for n, p in t.model.named_parameters():
-                p.copy_(self.P[n][slot])
-                st = self.optimizer.state.get(self.P[n])
-                if st:
-                    t.optimizer.state[p] = {"step": st["step"].clone(),
-                                            "exp_avg": st["exp_avg"][slot].clone(),
-                                            "exp_avg_sq": st["exp_avg_sq"][slot].clone()}
+            for p in t.model.parameters():
+                t.optimizer.state[p] = self.optimizer.state[p]
+
+    def _stack(self, part: list[int]) -> dict[str, torch.Tensor]:
+        """The parameters of the stack slots ``part``, stacked (K, ...). The leaves stay the
+        members' own parameters: the backward of ``stack`` hands each exactly its slice,
+        where selecting from a (K, ...) leaf would fill a full-size zero gradient per part."""
+        params = [dict(self.members[self.slots[s]].model.named_parameters()) for s in part]
+        return {n: stack([ps[n] for ps in params]) for n in params[0]}
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self) -> list[float]:
         """One stacked epoch of the members in the stack; their mean losses."""
         ms = [self.members[i] for i in self.slots]
-        c, base, P = self.config, self.base, self.P
+        c, base = self.config, self.base
         base.train()
         for t in ms:
             t.model.train()
@@ -218,17 +211,16 @@ class GroupTrainer:
         count = 0
         amp = ms[0].amp_dtype
         prefixes = ms[0].prefixes
+        tables = [t.model.item_emb.weight for t in ms]
         for a in range(0, n, bs):
             widths = [t.batch_width(p[a:a + bs]) for t, p in zip(ms, perms)]
             losses = [None] * len(ms)
             with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
                 for part in self._partition(widths):
                     W = max(widths[s] for s in part)
-                    batch = torch.stack([windows[perms_dev[s][a:a + bs]][:, -W:] for s in part])
+                    batch = stack([windows[perms_dev[s][a:a + bs]][:, -W:] for s in part])
                     inp = batch[:, :, :-1]
-                    sub = P if part == list(range(len(ms))) else {
-                        k: v.index_select(0, torch.tensor(part, device=self.device))
-                        for k, v in P.items()}
+                    sub = self._stack(part)
                     H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
                                        Dropout([drop.gens[s] for s in part], self.device,
                                                drop.shared), self.exact)
@@ -245,16 +237,16 @@ class GroupTrainer:
                         else:
                             keep = inp[j] > 0
                             h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
-                        h, e = scoring(ms[slot].model, P, slot, h)
-                        losses[slot] = linear_cross_entropy(
-                            h, e, tgt, scale=1.0 / ms[slot].model.temperature)
+                        t = ms[slot]
+                        losses[slot] = t.loss_fn(t.model, h, tgt)  # the lone loss
                         if not prefixes:  # targets per model: the sum is the lone one's
                             totals[slot] += losses[slot].detach().double() * tgt.shape[0]
                 loss = torch.stack(losses)
                 rows = batch.shape[1]
             self.optimizer.zero_grad(set_to_none=True)
             loss.sum().backward()
-            P["item_emb.weight"].grad[:, 0] = 0  # the padding row, as padding_idx does alone
+            # The padding row, as padding_idx does alone.
+            torch._foreach_zero_([e.grad[0] for e in tables])
             self.optimizer.step()
             if prefixes:
                 totals += loss.detach().double() * rows

@@ -15,13 +15,13 @@ widths only (see :mod:`.group`). Parameter names are those of the lone module.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
 import torch.nn.functional as F
 
 from .models import GRU4Rec, SASRec
+from .models.dropout import attention_math, dropout_noise
 
 _EPS = 1e-12
 
@@ -51,13 +51,17 @@ class Dropout:
             return noise.bernoulli_(1 - p, generator=self.shared).div_(1 - p)
         parts = []
         for shape, g in zip(shapes, self.gens):
-            noise = torch.empty(shape, device=g.device).bernoulli_(1 - p, generator=g)
-            noise = noise.div_(1 - p).to(self.device)
+            noise = dropout_noise(shape, p, g, device=g.device).to(self.device)
             pad = []  # F.pad order: last dim first, (before, after) each
             for s, f in zip(reversed(shape), reversed(full)):
                 pad += [f - s, 0] if right else [0, f - s]
             parts.append(F.pad(noise, pad, value=1.0) if any(pad) else noise)
-        return torch.stack(parts)
+        return stack(parts)
+
+
+def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, but a view for one tensor: a stack of one model copies nothing."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
 def linear(x, w, b=None):
@@ -75,8 +79,8 @@ def layer_norm(x, w, b, eps, exact: bool = False):
     gradients in its own order, which a separate multiply-add does not reproduce; the
     forward values agree either way). Otherwise one normalisation and one stacked affine."""
     if exact:
-        return torch.stack([F.layer_norm(x[k], x.shape[-1:], w[k], b[k], eps)
-                            for k in range(x.shape[0])])
+        return stack([F.layer_norm(x[k], x.shape[-1:], w[k], b[k], eps)
+                      for k in range(x.shape[0])])
     view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
     return torch.addcmul(b.view(view), F.layer_norm(x, x.shape[-1:], None, None, eps),
                          w.view(view))
@@ -115,20 +119,16 @@ def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None
 
 
 def _attention(q, k, v, mask, p, widths, drop):
-    """(K, B, nh, W, d) attention as the lone module's ``scaled_dot_product_attention``
-    computes it. Without dropout that very kernel, on the stack seen as K*B rows. With
-    dropout, torch's math path spelled out (so that the masks can be each model's own),
-    scale and all: sqrt(scale) on q and on k, a -inf mask, softmax, noise, then @ v."""
+    """(K, B, nh, W, d) attention as the lone module's :func:`~.models.dropout.attention`
+    computes it: without dropout torch's fused kernel, on the stack seen as K*B rows; with
+    dropout the math path, each model with its own masks."""
     K, B, nh, W, d = q.shape
     if drop is None or p == 0:
         a = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
                                            attn_mask=mask.flatten(0, 1))
         return a.view(K, B, nh, W, d)
-    s = math.sqrt(1.0 / math.sqrt(d))  # torch's own arithmetic for the scale, in double
-    att = (q * s) @ (k.transpose(-1, -2) * s)
-    att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-    att = att * drop.noise(p, [(B, nh, w, w) for w in widths], (B, nh, W, W))
-    return att @ v
+    return attention_math(q, k, v, mask,
+                          drop.noise(p, [(B, nh, w, w) for w in widths], (B, nh, W, W)))
 
 
 def _layer(layer, P, x, mask, widths, drop, exact):
@@ -172,7 +172,7 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
                                  gru.num_layers, float(gru.dropout), gru.training,
                                  gru.bidirectional, True)
             ys.append(F.pad(y, (0, 0, 0, W - w)))
-    y = linear(torch.stack(ys), P["dense.weight"], P["dense.bias"])
+    y = linear(stack(ys), P["dense.weight"], P["dense.bias"])
     to_right = ((cols - n_pad) % W).unsqueeze(-1).expand(K, B, W, y.shape[-1])
     return y.gather(2, to_right)
 
@@ -209,13 +209,3 @@ def stacked_cross_entropy(models, table, h, targets):
     logits = torch.bmm(h, e.transpose(1, 2)).float() * scale
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none") \
         .view(K, -1).mean(1)
-
-
-def scoring(model, P: dict, k: int, h):
-    """Model k's (output representation, scored item table) as its lone loss sees them."""
-    if model.normalize_hidden:
-        h = F.normalize(h, dim=-1, eps=_EPS)
-    e = P["item_emb.weight"][k, 1:model.n_items + 1]
-    if model.normalize_items:
-        e = F.normalize(e, dim=-1, eps=_EPS)
-    return h, e
