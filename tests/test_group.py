@@ -87,6 +87,19 @@ def test_a_model_in_a_group_ends_where_it_ends_alone(split, model, samples, drop
             assert torch.equal(pa["exp_avg_sq"], pg["exp_avg_sq"])
 
 
+def test_two_threads_run_the_widths_side_by_side_with_the_lone_bits(split):
+    # threads=2: a step's stacked forwards run on two Python threads, every kernel on one
+    # thread, so members end bit for bit where lone runs on one thread end.
+    configs = _configs("sasrec", "prefixes")
+    alone = _alone(configs, split)
+    g = _group([c.replace(threads=2) for c in configs], split)
+    for (ta, _), tg in zip(alone, g.members):
+        assert [h["train_loss"] for h in ta.result.history] == \
+            [h["train_loss"] for h in tg.result.history]
+        for pa, pg in zip(ta.model.state_dict().values(), tg.model.state_dict().values()):
+            assert torch.equal(pa, pg)
+
+
 def test_padded_stacks_agree_to_float_rounding(split):
     # exact=False: members of different widths share a forward, padded on the left. Padding
     # changes the order of the sums over tokens (bias and weight gradients, softmax), so the

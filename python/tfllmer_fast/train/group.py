@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from functools import partial
 
 import torch
 
@@ -143,6 +145,7 @@ class GroupTrainer:
         for g, s in zip(self.drop_gens, states):
             g.set_state(s)
         self.slots: list[int] = []   # member index of each stack slot
+        self._pool: ThreadPoolExecutor | None = None  # see train_epoch
         self.optimizer = None
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
@@ -191,7 +194,24 @@ class GroupTrainer:
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self) -> list[float]:
-        """One stacked epoch of the members in the stack; their mean losses."""
+        """One stacked epoch of the members in the stack; their mean losses.
+
+        On the CPU with more than one torch thread, the stacked forwards of a step (one per
+        batch width) run side by side on that many Python threads, every kernel on one
+        thread: no kernel waits at a barrier for a core that another process holds, and the
+        members compute what lone runs on one thread compute, whoever else is in the stack
+        (a member left alone also runs on one thread)."""
+        workers = torch.get_num_threads()
+        if self.device.type != "cpu" or workers < 2:
+            return self._train_epoch()
+        with cpu_threads(1), ThreadPoolExecutor(workers) as pool:
+            self._pool = pool
+            try:
+                return self._train_epoch()
+            finally:
+                self._pool = None
+
+    def _train_epoch(self) -> list[float]:
         ms = [self.members[i] for i in self.slots]
         c, base = self.config, self.base
         base.train()
@@ -205,55 +225,69 @@ class GroupTrainer:
                          tuple(len(t.result.history) for t in ms))) % (1 << 62)
             shared = torch.Generator(device=self.device).manual_seed(seed)
         drop = Dropout([self.drop_gens[i] for i in self.slots], self.device, shared)
-        windows = ms[0].windows
-        n, bs = windows.shape[0], c.batch_size
+        n, bs = ms[0].windows.shape[0], c.batch_size
+        # float64 sums of loss x targets, one add per step as the lone trainer sums them, on
+        # the device (a GPU step waits for nothing)
         totals = torch.zeros(len(ms), dtype=torch.float64, device=self.device)
         count = 0
-        amp = ms[0].amp_dtype
-        prefixes = ms[0].prefixes
         tables = [t.model.item_emb.weight for t in ms]
         for a in range(0, n, bs):
             widths = [t.batch_width(p[a:a + bs]) for t, p in zip(ms, perms)]
-            losses = [None] * len(ms)
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                for part in self._partition(widths):
-                    W = max(widths[s] for s in part)
-                    batch = stack([windows[perms_dev[s][a:a + bs]][:, -W:] for s in part])
-                    inp = batch[:, :, :-1]
-                    sub = self._stack(part)
-                    H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
-                                       Dropout([drop.gens[s] for s in part], self.device,
-                                               drop.shared), self.exact)
-                    if prefixes and self.batched_loss:
-                        part_loss = stacked_cross_entropy(
-                            [ms[s].model for s in part], sub["item_emb.weight"], H[:, :, -1],
-                            batch[:, :, -1] - 1)
-                        for j, slot in enumerate(part):
-                            losses[slot] = part_loss[j]
-                        continue
-                    for j, slot in enumerate(part):
-                        if prefixes:
-                            h, tgt = H[j, :, -1], batch[j, :, -1] - 1
-                        else:
-                            keep = inp[j] > 0
-                            h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
-                        t = ms[slot]
-                        losses[slot] = t.loss_fn(t.model, h, tgt)  # the lone loss
-                        if not prefixes:  # targets per model: the sum is the lone one's
-                            totals[slot] += losses[slot].detach().double() * tgt.shape[0]
-                loss = torch.stack(losses)
-                rows = batch.shape[1]
+            parts = self._partition(widths)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            # The padding row, as padding_idx does alone.
-            torch._foreach_zero_([e.grad[0] for e in tables])
+            jobs = [partial(self._part_step, ms, part, widths, [p[a:a + bs] for p in perms_dev],
+                            drop) for part in parts]
+            cost = [len(part) * max(widths[s] for s in part) for part in parts]
+            for part, (loss, targets) in zip(parts, self._run(jobs, cost)):
+                totals.index_add_(0, torch.tensor(part, device=self.device), loss * torch.tensor(
+                    targets, dtype=torch.float64, device=self.device))
+            torch._foreach_zero_([e.grad[0] for e in tables])  # the padding row, as alone
             self.optimizer.step()
-            if prefixes:
-                totals += loss.detach().double() * rows
-                count += rows
-        if not prefixes:
-            return [float(x) / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
+            count += min(bs, n - a)
+        if not ms[0].prefixes:
+            return [x / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
         return [x / max(count, 1) for x in totals.tolist()]
+
+    def _part_step(self, ms, part, widths, rows, drop) -> tuple[torch.Tensor, list]:
+        """Forward and backward of the stack slots ``part`` for one step (``rows``: each
+        slot's row indices); each member's loss (float64, detached) and number of targets."""
+        t0 = ms[part[0]]
+        W = max(widths[s] for s in part)
+        amp = t0.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            batch = stack([t0.windows[rows[s]][:, -W:] for s in part])
+            inp = batch[:, :, :-1]
+            sub = self._stack(part)
+            H = stacked_encode(self.base, sub, inp, [widths[s] - 1 for s in part],
+                               Dropout([drop.gens[s] for s in part], self.device, drop.shared),
+                               self.exact)
+            if t0.prefixes and self.batched_loss:
+                loss = stacked_cross_entropy([ms[s].model for s in part], sub["item_emb.weight"],
+                                             H[:, :, -1], batch[:, :, -1] - 1)
+                targets = [batch.shape[1]] * len(part)
+            else:
+                losses, targets = [], []
+                for j, slot in enumerate(part):
+                    if t0.prefixes:
+                        h, tgt = H[j, :, -1], batch[j, :, -1] - 1
+                    else:
+                        keep = inp[j] > 0
+                        h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
+                    t = ms[slot]
+                    losses.append(t.loss_fn(t.model, h, tgt))  # the lone loss
+                    targets.append(tgt.shape[0])
+                loss = torch.stack(losses)
+        loss.sum().backward()
+        return loss.detach().double(), targets
+
+    def _run(self, jobs: list, cost: list) -> list:
+        """Results of ``jobs`` in order; on the pool (when there is one) the costliest
+        first, so that the last to finish are short."""
+        if self._pool is None or len(jobs) == 1:
+            return [job() for job in jobs]
+        futures = {i: self._pool.submit(jobs[i])
+                   for i in sorted(range(len(jobs)), key=lambda i: -cost[i])}
+        return [futures[i].result() for i in range(len(jobs))]
 
     def _partition(self, widths: list[int]) -> list[list[int]]:
         """Slots that run one stacked forward together. ``exact``: the slots of each width.
