@@ -2,15 +2,15 @@
 
 A :class:`GroupTrainer` trains K models of one dataset and backbone (any mix of seeds,
 initial tables, lambda, temperature and normalisation: whatever :func:`group_key` leaves
-out) step by step together: one stacked forward (:mod:`.stacked`), one backward, one fused
-Adam step over the (K, ...) parameters. Everything that makes a run itself stays per model:
-its data order, its dropout masks (the stream a lone run draws from torch's global
-generator, replayed from a generator of its own), its optimizer state (Adam is elementwise,
-so the stacked step is each model's own), its evaluation, early stopping and best state.
-Each member is a :class:`~.trainer.Trainer` whose module is the model; the stack is written
-back into it after every epoch, so members evaluate, checkpoint and resume with the lone
-code and their checkpoint files are lone checkpoints (a run may start in a group and finish
-alone, or the other way round).
+out) step by step together: stacked forwards (:mod:`.stacked`) of the members' parameters
+(K, ...), their backwards, one fused Adam step over all members' parameters. Everything that
+makes a run itself stays per model: its data order, its dropout masks (the stream a lone run
+draws from torch's global generator, replayed from a generator of its own), its optimizer
+state (Adam is elementwise, so the joint step is each model's own), its evaluation, early
+stopping and best state. Each member is a :class:`~.trainer.Trainer` whose module is the
+model and whose parameters are the leaves the stacks are built from, so members evaluate,
+checkpoint and resume with the lone code and their checkpoint files are lone checkpoints (a
+run may start in a group and finish alone, or the other way round).
 
 How close to a lone run? On the CPU (``exact``, the default there) bit for bit: the same
 random streams, and the same kernels on the same shapes. Only members whose batches have one

@@ -2,9 +2,10 @@
 
 Used by :mod:`.group`. Each op runs once for all K models (batched matrix products, one
 attention, one LayerNorm), while everything random stays per model: model ``k``'s dropout
-masks are drawn from its own generator, with the shapes, in the order and by the same
-``bernoulli_`` call as the lone model's forward pass draws them from torch's global
-generator. A model in a group therefore sees the masks it would see alone.
+masks are drawn from its own generator, with the shapes, in the order and with the draws
+(:func:`~.models.dropout.dropout_noise`) of the lone model's forward pass, which draws them
+from torch's global generator. A model in a group therefore sees the masks it would see
+alone.
 
 Batches of the K models hold different rows (each model has its own data order), so they
 may have different widths; the stack is as wide as the widest, the extra columns are padding
