@@ -239,8 +239,13 @@ class GroupTrainer:
                             drop) for part in parts]
             cost = [len(part) * max(widths[s] for s in part) for part in parts]
             for part, (loss, targets) in zip(parts, self._run(jobs, cost)):
-                totals.index_add_(0, torch.tensor(part, device=self.device), loss * torch.tensor(
-                    targets, dtype=torch.float64, device=self.device))
+                # No host-to-device copy where avoidable: on a GPU it would wait for the step.
+                w = loss * targets[0] if len(set(targets)) == 1 else loss * torch.tensor(
+                    targets, dtype=torch.float64, device=self.device)
+                if len(part) == len(ms):
+                    totals += w
+                else:
+                    totals.index_add_(0, torch.tensor(part, device=self.device), w)
             torch._foreach_zero_([e.grad[0] for e in tables])  # the padding row, as alone
             self.optimizer.step()
             count += min(bs, n - a)
