@@ -8,8 +8,9 @@ Reported per K: wall seconds per group epoch, models x epochs per second (wall a
 CPU-second of this process, which a busy machine disturbs less), and the ratio to K = 1.
 ``--lone`` adds the plain :class:`Trainer` epoch (one model, no stacking) as a reference
 (``--compile reduce-overhead --static-shapes`` for the fast single run on CUDA).
-``--json PATH`` writes the figures. On a GPU (``--device cuda``) the issue asks for
-``--ks 1 8 32 64``.
+``--padded`` adds groups with ``exact=False`` (members of different widths share padded
+forwards; rows ``<K>p``) to the same rounds. ``--json PATH`` writes the figures. On a GPU
+(``--device cuda``) the issue asks for ``--ks 1 8 32 64``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import time
 
 
 def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
-            device: str = "cpu", synthetic_users: int = 4000, **extra) -> dict:
+            device: str = "cpu", synthetic_users: int = 4000, padded: bool = False,
+            **extra) -> dict:
     import torch
 
     import tfllmer_fast
@@ -44,12 +46,14 @@ def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
 
     groups = {}
     for k in ks:
-        cfgs = [config(s) for s in range(k)]
-        built = [build_member(c, split.n_items) for c in cfgs]
-        g = GroupTrainer([m for m, _ in built], split, cfgs, dropout_states=[s for _, s in built])
-        g._restack(list(range(k)))
-        groups[k] = g
-    runs = {k: {"wall": [], "cpu": []} for k in ks}
+        for exact in ((None, False) if padded else (None,)):
+            cfgs = [config(s) for s in range(k)]
+            built = [build_member(c, split.n_items) for c in cfgs]
+            g = GroupTrainer([m for m, _ in built], split, cfgs,
+                             dropout_states=[s for _, s in built], exact=exact)
+            g._restack(list(range(k)))
+            groups[k if exact is None else f"{k}p"] = g
+    runs = {k: {"wall": [], "cpu": []} for k in groups}
     if lone:
         c = config(0)
         tr = Trainer(build_member(c, split.n_items)[0], split, c)
@@ -63,7 +67,7 @@ def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
         return time.perf_counter() - w, time.process_time() - c0
 
     for r in range(rounds + 1):  # round 0 warms up (allocator, first-touch pages)
-        for k in ks:
+        for k in groups:
             w, c = timed(groups[k].train_epoch)
             if r:
                 runs[k]["wall"].append(w)
@@ -78,7 +82,7 @@ def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
            "load_avg": os.getloadavg(), "cpu_count": os.cpu_count(), "k": {}}
     base = None
     for k, v in runs.items():
-        kk = 1 if k == "lone" else k
+        kk = 1 if k == "lone" else int(str(k).rstrip("p"))
         wall, cpu = statistics.median(v["wall"]), statistics.median(v["cpu"])
         row = {"epoch_wall_s": wall, "epoch_cpu_s": cpu, "models_epochs_per_s": kk / wall,
                "models_epochs_per_cpu_s": kk / cpu, "walls": v["wall"]}
@@ -102,10 +106,11 @@ def main(argv=None):
     ap.add_argument("--lone", action="store_true")
     ap.add_argument("--compile", default="off", help="Config.compile of the lone reference")
     ap.add_argument("--static-shapes", action="store_true")
+    ap.add_argument("--padded", action="store_true", help="also exact=False groups")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     out = measure(a.dataset, a.ks, a.rounds, a.threads, a.model, a.lone, a.device,
-                  compile=a.compile, static_shapes=a.static_shapes)
+                  padded=a.padded, compile=a.compile, static_shapes=a.static_shapes)
     print(f"{a.model} on {a.dataset}, {out['n_rows']} rows, {a.threads} thread(s), "
           f"{a.rounds} rounds (medians), load average {out['load_avg']}")
     print(f"{'K':>5} {'epoch s':>9} {'models*ep/s':>12} {'ratio':>7} {'per CPU-s':>10} {'ratio':>7}")

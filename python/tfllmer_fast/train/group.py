@@ -2,23 +2,27 @@
 
 A :class:`GroupTrainer` trains K models of one dataset and backbone (any mix of seeds,
 initial tables, lambda, temperature and normalisation: whatever :func:`group_key` leaves
-out) step by step together: one stacked forward (:mod:`.stacked`), one backward, one fused
-Adam step over the (K, ...) parameters. Everything that makes a run itself stays per model:
-its data order, its dropout masks (the stream a lone run draws from torch's global
-generator, replayed from a generator of its own), its optimizer state (Adam is elementwise,
-so the stacked step is each model's own), its evaluation, early stopping and best state.
-Each member is a :class:`~.trainer.Trainer` whose module is the model; the stack is written
-back into it after every epoch, so members evaluate, checkpoint and resume with the lone
-code and their checkpoint files are lone checkpoints (a run may start in a group and finish
-alone, or the other way round).
+out) step by step together: stacked forwards (:mod:`.stacked`) of the members' parameters
+(K, ...), their backwards, one fused Adam step over all members' parameters. Everything that
+makes a run itself stays per model: its data order, its dropout masks (the stream a lone run
+draws from torch's global generator, replayed from a generator of its own), its optimizer
+state (Adam is elementwise, so the joint step is each model's own), its evaluation, early
+stopping and best state. Each member is a :class:`~.trainer.Trainer` whose module is the
+model and whose parameters are the leaves the stacks are built from, so members evaluate,
+checkpoint and resume with the lone code and their checkpoint files are lone checkpoints (a
+run may start in a group and finish alone, or the other way round).
 
-How close to a lone run? Same random streams, hence the same rows, masks and early-stopping
-decisions as long as the numbers agree; the numbers agree to float rounding, not bit for bit:
-batched matrix products accumulate in another order than the lone ``addmm``, LayerNorm's
-affine step is a separate multiply-add, not the fused kernel's, and the stack is as wide as
-its widest batch (masked padding columns change the length of softmax and attention sums).
-Tests check parameters after training against lone runs to a tight tolerance, and that the
-random streams (orders, dropout states) are bitwise the lone ones.
+How close to a lone run? On the CPU (``exact``, the default there) bit for bit: the same
+random streams, and the same kernels on the same shapes. Only members whose batches have one
+width share a forward (left padding would change the order of the sums over tokens in the
+bias and weight gradients, and of the softmax sums past 16 columns); each LayerNorm runs the
+fused kernel model by model (its backward sums the affine gradients in its own order); the
+attention is the lone ``scaled_dot_product_attention`` (its fused kernel without dropout,
+its math path's exact arithmetic with dropout); a batched product's slice k is what the
+lone ``addmm``/``bmm`` computes, and Adam is elementwise. Tests check parameters, optimizer
+state and every epoch's losses and metrics against lone runs with ``torch.equal``. With
+``exact=False`` members of different widths may share a padded forward and agree to float
+rounding only.
 
 Models leave the stack when they stop; a model that stopped early keeps its best state.
 
@@ -33,14 +37,15 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from functools import partial
 
 import torch
 
-from .losses import linear_cross_entropy
 from .models import build_model
 from .runtime import cpu_threads, seed_everything
-from .stacked import STACKED_MODELS, Dropout, scoring, stacked_cross_entropy, stacked_encode
+from .stacked import STACKED_MODELS, Dropout, stack, stacked_cross_entropy, stacked_encode
 from .trainer import Trainer
 
 #: Config fields that may differ inside a group (the rest must be equal).
@@ -101,11 +106,16 @@ class GroupTrainer:
         draw for the stack (masks of the same law, not the lone bits).
     batched_loss : bool, optional (default: on CUDA)
         Prefix rows: one batched full-softmax CE for the stack instead of K chunked ones.
+    exact : bool, optional (default: on the CPU, with replayed dropout and chunked losses)
+        Every member computes what its lone run computes, bit for bit: only members whose
+        batches have one width share a forward (padding columns would change the order of
+        the sums over positions and tokens), and each LayerNorm runs the lone fused kernel
+        model by model. Off: members of different widths may share a padded forward.
     """
 
     def __init__(self, models, split, configs, *, device=None, dropout_states=None,
                  checkpoint_paths=None, resume: bool = True, replay_dropout=None,
-                 batched_loss=None):
+                 batched_loss=None, exact=None):
         if not models or len(models) != len(configs):
             raise ValueError("a group needs one config per model (at least one model)")
         keys = {group_key(c) for c in configs}
@@ -135,7 +145,7 @@ class GroupTrainer:
         for g, s in zip(self.drop_gens, states):
             g.set_state(s)
         self.slots: list[int] = []   # member index of each stack slot
-        self.P: dict[str, torch.Tensor] = {}
+        self._pool: ThreadPoolExecutor | None = None  # see train_epoch
         self.optimizer = None
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
@@ -146,47 +156,64 @@ class GroupTrainer:
         # the launches dominate: one dropout draw and one batched loss for the whole stack.
         self.replay_dropout = not cuda if replay_dropout is None else bool(replay_dropout)
         self.batched_loss = cuda if batched_loss is None else bool(batched_loss)
+        if exact is None:
+            exact = not cuda and self.replay_dropout and not self.batched_loss
+        if exact and not (self.replay_dropout and not self.batched_loss):
+            raise ValueError("exact=True needs replay_dropout=True and batched_loss=False")
+        self.exact = bool(exact)
         self.unfinished: list[int] = []
 
     # ----- stack <-> members -------------------------------------------------------------
     def _restack(self, slots: list[int]) -> None:
-        """Stack the members ``slots`` (all at the same epoch): parameters and Adam state."""
+        """Train the members ``slots`` (all at the same epoch) from now on: one fused Adam
+        over their own parameters, whose state entries are their optimizers' own."""
         self.slots = list(slots)
         ms = [self.members[i] for i in slots]
-        names = [n for n, _ in self.base.named_parameters()]
-        self.P = {n: torch.stack([dict(t.model.named_parameters())[n].detach() for t in ms])
-                  .requires_grad_() for n in names}
         c = self.config
-        self.optimizer = torch.optim.Adam(list(self.P.values()), lr=c.lr,
-                                          weight_decay=c.weight_decay, fused=True)
-        opt_states = [t.optimizer.state for t in ms]
-        params = [dict(t.model.named_parameters()) for t in ms]
-        if any(opt_states[0].get(params[0][n]) for n in names):
-            for n, p in self.P.items():
-                st = [s[pp[n]] for s, pp in zip(opt_states, params)]
-                self.optimizer.state[p] = {
-                    "step": st[0]["step"].clone(),
-                    "exp_avg": torch.stack([s["exp_avg"] for s in st]),
-                    "exp_avg_sq": torch.stack([s["exp_avg_sq"] for s in st])}
+        self.optimizer = torch.optim.Adam([p for t in ms for p in t.model.parameters()],
+                                          lr=c.lr, weight_decay=c.weight_decay, fused=True)
+        for t in ms:
+            for p in t.model.parameters():
+                if p in t.optimizer.state:
+                    self.optimizer.state[p] = t.optimizer.state[p]
 
-    @torch.no_grad()
     def _unstack(self) -> None:
-        """Write the stack back into the members' modules and optimizers."""
-        for slot, i in enumerate(self.slots):
+        """Give every member's optimizer the state entries the group optimizer made (the
+        same tensors: the fused step updates them in place), for evaluation and checkpoints."""
+        for i in self.slots:
             t = self.members[i]
-            for n, p in t.model.named_parameters():
-                p.copy_(self.P[n][slot])
-                st = self.optimizer.state.get(self.P[n])
-                if st:
-                    t.optimizer.state[p] = {"step": st["step"].clone(),
-                                            "exp_avg": st["exp_avg"][slot].clone(),
-                                            "exp_avg_sq": st["exp_avg_sq"][slot].clone()}
+            for p in t.model.parameters():
+                t.optimizer.state[p] = self.optimizer.state[p]
+
+    def _stack(self, part: list[int]) -> dict[str, torch.Tensor]:
+        """The parameters of the stack slots ``part``, stacked (K, ...). The leaves stay the
+        members' own parameters: the backward of ``stack`` hands each exactly its slice,
+        where selecting from a (K, ...) leaf would fill a full-size zero gradient per part."""
+        params = [dict(self.members[self.slots[s]].model.named_parameters()) for s in part]
+        return {n: stack([ps[n] for ps in params]) for n in params[0]}
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self) -> list[float]:
-        """One stacked epoch of the members in the stack; their mean losses."""
+        """One stacked epoch of the members in the stack; their mean losses.
+
+        On the CPU with more than one torch thread, the stacked forwards of a step (one per
+        batch width) run side by side on that many Python threads, every kernel on one
+        thread: no kernel waits at a barrier for a core that another process holds, and the
+        members compute what lone runs on one thread compute, whoever else is in the stack
+        (a member left alone also runs on one thread)."""
+        workers = torch.get_num_threads()
+        if self.device.type != "cpu" or workers < 2:
+            return self._train_epoch()
+        with cpu_threads(1), ThreadPoolExecutor(workers) as pool:
+            self._pool = pool
+            try:
+                return self._train_epoch()
+            finally:
+                self._pool = None
+
+    def _train_epoch(self) -> list[float]:
         ms = [self.members[i] for i in self.slots]
-        c, base, P = self.config, self.base, self.P
+        c, base = self.config, self.base
         base.train()
         for t in ms:
             t.model.train()
@@ -198,65 +225,89 @@ class GroupTrainer:
                          tuple(len(t.result.history) for t in ms))) % (1 << 62)
             shared = torch.Generator(device=self.device).manual_seed(seed)
         drop = Dropout([self.drop_gens[i] for i in self.slots], self.device, shared)
-        windows = ms[0].windows
-        n, bs = windows.shape[0], c.batch_size
+        n, bs = ms[0].windows.shape[0], c.batch_size
+        # float64 sums of loss x targets, one add per step as the lone trainer sums them, on
+        # the device (a GPU step waits for nothing)
         totals = torch.zeros(len(ms), dtype=torch.float64, device=self.device)
         count = 0
-        amp = ms[0].amp_dtype
-        prefixes = ms[0].prefixes
+        tables = [t.model.item_emb.weight for t in ms]
         for a in range(0, n, bs):
             widths = [t.batch_width(p[a:a + bs]) for t, p in zip(ms, perms)]
-            losses = [None] * len(ms)
-            with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-                for part in self._partition(widths):
-                    W = max(widths[s] for s in part)
-                    batch = torch.stack([windows[perms_dev[s][a:a + bs]][:, -W:] for s in part])
-                    inp = batch[:, :, :-1]
-                    sub = P if part == list(range(len(ms))) else {
-                        k: v.index_select(0, torch.tensor(part, device=self.device))
-                        for k, v in P.items()}
-                    H = stacked_encode(base, sub, inp, [widths[s] - 1 for s in part],
-                                       Dropout([drop.gens[s] for s in part], self.device,
-                                               drop.shared))
-                    if prefixes and self.batched_loss:
-                        part_loss = stacked_cross_entropy(
-                            [ms[s].model for s in part], sub["item_emb.weight"], H[:, :, -1],
-                            batch[:, :, -1] - 1)
-                        for j, slot in enumerate(part):
-                            losses[slot] = part_loss[j]
-                        continue
-                    for j, slot in enumerate(part):
-                        if prefixes:
-                            h, tgt = H[j, :, -1], batch[j, :, -1] - 1
-                        else:
-                            keep = inp[j] > 0
-                            h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
-                        h, e = scoring(ms[slot].model, P, slot, h)
-                        losses[slot] = linear_cross_entropy(
-                            h, e, tgt, scale=1.0 / ms[slot].model.temperature)
-                        if not prefixes:  # targets per model: the sum is the lone one's
-                            totals[slot] += losses[slot].detach().double() * tgt.shape[0]
-                loss = torch.stack(losses)
-                rows = batch.shape[1]
+            parts = self._partition(widths)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            P["item_emb.weight"].grad[:, 0] = 0  # the padding row, as padding_idx does alone
+            jobs = [partial(self._part_step, ms, part, widths, [p[a:a + bs] for p in perms_dev],
+                            drop) for part in parts]
+            cost = [len(part) * max(widths[s] for s in part) for part in parts]
+            for part, (loss, targets) in zip(parts, self._run(jobs, cost)):
+                # No host-to-device copy where avoidable: on a GPU it would wait for the step.
+                w = loss * targets[0] if len(set(targets)) == 1 else loss * torch.tensor(
+                    targets, dtype=torch.float64, device=self.device)
+                if len(part) == len(ms):
+                    totals += w
+                else:
+                    totals.index_add_(0, torch.tensor(part, device=self.device), w)
+            torch._foreach_zero_([e.grad[0] for e in tables])  # the padding row, as alone
             self.optimizer.step()
-            if prefixes:
-                totals += loss.detach().double() * rows
-                count += rows
-        if not prefixes:
-            return [float(x) / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
+            count += min(bs, n - a)
+        if not ms[0].prefixes:
+            return [x / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
         return [x / max(count, 1) for x in totals.tolist()]
 
+    def _part_step(self, ms, part, widths, rows, drop) -> tuple[torch.Tensor, list]:
+        """Forward and backward of the stack slots ``part`` for one step (``rows``: each
+        slot's row indices); each member's loss (float64, detached) and number of targets."""
+        t0 = ms[part[0]]
+        W = max(widths[s] for s in part)
+        amp = t0.amp_dtype
+        with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+            batch = stack([t0.windows[rows[s]][:, -W:] for s in part])
+            inp = batch[:, :, :-1]
+            sub = self._stack(part)
+            H = stacked_encode(self.base, sub, inp, [widths[s] - 1 for s in part],
+                               Dropout([drop.gens[s] for s in part], self.device, drop.shared),
+                               self.exact)
+            if t0.prefixes and self.batched_loss:
+                loss = stacked_cross_entropy([ms[s].model for s in part], sub["item_emb.weight"],
+                                             H[:, :, -1], batch[:, :, -1] - 1)
+                targets = [batch.shape[1]] * len(part)
+            else:
+                losses, targets = [], []
+                for j, slot in enumerate(part):
+                    if t0.prefixes:
+                        h, tgt = H[j, :, -1], batch[j, :, -1] - 1
+                    else:
+                        keep = inp[j] > 0
+                        h, tgt = H[j][keep], batch[j, :, 1:][keep] - 1
+                    t = ms[slot]
+                    losses.append(t.loss_fn(t.model, h, tgt))  # the lone loss
+                    targets.append(tgt.shape[0])
+                loss = torch.stack(losses)
+        loss.sum().backward()
+        return loss.detach().double(), targets
+
+    def _run(self, jobs: list, cost: list) -> list:
+        """Results of ``jobs`` in order; on the pool (when there is one) the costliest
+        first, so that the last to finish are short."""
+        if self._pool is None or len(jobs) == 1:
+            return [job() for job in jobs]
+        futures = {i: self._pool.submit(jobs[i])
+                   for i in sorted(range(len(jobs)), key=lambda i: -cost[i])}
+        return [futures[i].result() for i in range(len(jobs))]
+
     def _partition(self, widths: list[int]) -> list[list[int]]:
-        """Slots that run one stacked forward together. On a GPU, where the launches are the
-        cost, all share one. On the CPU, where the arithmetic is, a model should not compute
-        many padding columns for another's long batch: the slots sorted by width are cut
-        into runs that minimise (models x widest width + a fixed cost per forward, worth
-        :data:`PART_COST` columns), by dynamic programming over the cut points."""
-        if not self.split_widths or len(widths) == 1:
+        """Slots that run one stacked forward together. ``exact``: the slots of each width.
+        On a GPU, where the launches are the cost, all share one. Otherwise on the CPU,
+        where the arithmetic is, a model should not compute many padding columns for
+        another's long batch: the slots sorted by width are cut into runs that minimise
+        (models x widest width + a fixed cost per forward, worth :data:`PART_COST` columns),
+        by dynamic programming over the cut points."""
+        if len(widths) == 1 or (not self.split_widths and not self.exact):
             return [list(range(len(widths)))]  # the whole stack: no parameter selection
+        if self.exact:
+            by_width: dict[int, list[int]] = {}
+            for s, w in enumerate(widths):
+                by_width.setdefault(w, []).append(s)
+            return sorted(by_width.values())
         order = sorted(range(len(widths)), key=widths.__getitem__)
         w = [widths[s] for s in order]
         best = [0.0] + [float("inf")] * len(w)

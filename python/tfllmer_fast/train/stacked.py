@@ -2,14 +2,16 @@
 
 Used by :mod:`.group`. Each op runs once for all K models (batched matrix products, one
 attention, one LayerNorm), while everything random stays per model: model ``k``'s dropout
-masks are drawn from its own generator, with the shapes, in the order and by the same
-``bernoulli_`` call as the lone model's forward pass draws them from torch's global
-generator. A model in a group therefore sees the masks it would see alone.
+masks are drawn from its own generator, with the shapes, in the order and with the draws
+(:func:`~.models.dropout.dropout_noise`) of the lone model's forward pass, which draws them
+from torch's global generator. A model in a group therefore sees the masks it would see
+alone.
 
 Batches of the K models hold different rows (each model has its own data order), so they
-have different widths; the stack is as wide as the widest, the extra columns are padding
+may have different widths; the stack is as wide as the widest, the extra columns are padding
 on the left (masked as keys, never read as outputs) and each model's masks are placed
-where its own columns are. Parameter names are those of the lone module.
+where its own columns are. A group that must match lone runs bit for bit stacks equal
+widths only (see :mod:`.group`). Parameter names are those of the lone module.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .models import GRU4Rec, SASRec
+from .models.dropout import attention_math, dropout_noise
 
 _EPS = 1e-12
 
@@ -49,13 +52,17 @@ class Dropout:
             return noise.bernoulli_(1 - p, generator=self.shared).div_(1 - p)
         parts = []
         for shape, g in zip(shapes, self.gens):
-            noise = torch.empty(shape, device=g.device).bernoulli_(1 - p, generator=g)
-            noise = noise.div_(1 - p).to(self.device)
+            noise = dropout_noise(shape, p, g, device=g.device).to(self.device)
             pad = []  # F.pad order: last dim first, (before, after) each
             for s, f in zip(reversed(shape), reversed(full)):
                 pad += [f - s, 0] if right else [0, f - s]
             parts.append(F.pad(noise, pad, value=1.0) if any(pad) else noise)
-        return torch.stack(parts)
+        return stack(parts)
+
+
+def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack``, but a view for one tensor: a stack of one model copies nothing."""
+    return tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
 
 
 def linear(x, w, b=None):
@@ -67,7 +74,14 @@ def linear(x, w, b=None):
     return y.view(K, *shape, w.shape[1])
 
 
-def layer_norm(x, w, b, eps):
+def layer_norm(x, w, b, eps, exact: bool = False):
+    """LayerNorm of x (K, ..., H) with model k's affine ``w[k]``, ``b[k]``. ``exact``: model by
+    model through the fused kernel, as the lone module runs it (its backward sums the affine
+    gradients in its own order, which a separate multiply-add does not reproduce; the
+    forward values agree either way). Otherwise one normalisation and one stacked affine."""
+    if exact:
+        return stack([F.layer_norm(x[k], x.shape[-1:], w[k], b[k], eps)
+                      for k in range(x.shape[0])])
     view = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
     return torch.addcmul(b.view(view), F.layer_norm(x, x.shape[-1:], None, None, eps),
                          w.view(view))
@@ -80,9 +94,10 @@ def embed(table, idx):
     return F.embedding(idx + offset, table.reshape(K * V, -1))
 
 
-def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None):
+def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None,
+                       exact: bool = False):
     """SASRec's ``encode`` for a stack: seq (K, B, W) right-aligned, ``widths[k]`` the width
-    model k would use alone; returns (K, B, W, hidden)."""
+    model k would use alone; returns (K, B, W, hidden). ``exact``: see :func:`layer_norm`."""
     K, B, W = seq.shape
     H = model.hidden
     if model.positions == "from_end":
@@ -91,7 +106,7 @@ def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None
         n_pad = W - (seq > 0).sum(-1, keepdim=True)
         pos = (torch.arange(W, device=seq.device) - n_pad).clamp_(min=0)
     x = layer_norm(embed(P["item_emb.weight"], seq) + embed(P["pos_emb.weight"], pos),
-                   P["ln.weight"], P["ln.bias"], model.ln.eps)
+                   P["ln.weight"], P["ln.bias"], model.ln.eps, exact)
     p_h = model.drop.p
     if drop is not None and p_h > 0:
         x = x * drop.noise(p_h, [(B, w, H) for w in widths], (B, W, H))
@@ -100,29 +115,39 @@ def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None
     mask = (causal & ((seq > 0)[:, :, None, :] | eye)).unsqueeze(2)  # (K, B, 1, W, W)
     for i, layer in enumerate(model.layers):
         x = _layer(layer, {k.split(".", 2)[2]: v for k, v in P.items()
-                           if k.startswith(f"layers.{i}.")}, x, mask, widths, drop)
+                           if k.startswith(f"layers.{i}.")}, x, mask, widths, drop, exact)
     return x
 
 
-def _layer(layer, P, x, mask, widths, drop):
+def _attention(q, k, v, mask, p, widths, drop):
+    """(K, B, nh, W, d) attention as the lone module's :func:`~.models.dropout.attention`
+    computes it: without dropout torch's fused kernel, on the stack seen as K*B rows; with
+    dropout the math path, each model with its own masks."""
+    K, B, nh, W, d = q.shape
+    if drop is None or p == 0:
+        a = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
+                                           attn_mask=mask.flatten(0, 1))
+        return a.view(K, B, nh, W, d)
+    return attention_math(q, k, v, mask,
+                          drop.noise(p, [(B, nh, w, w) for w in widths], (B, nh, W, W)))
+
+
+def _layer(layer, P, x, mask, widths, drop, exact):
     K, B, W, H = x.shape
     nh = layer.n_heads
-    d = H // nh
-    q, k, v = linear(x, P["qkv.weight"], P["qkv.bias"]).view(K, B, W, 3, nh, d) \
+    q, k, v = linear(x, P["qkv.weight"], P["qkv.bias"]).view(K, B, W, 3, nh, H // nh) \
         .permute(3, 0, 1, 4, 2, 5)
-    # SDPA's math path, spelled out so that the attention dropout can be each model's own.
-    att = (q @ k.transpose(-1, -2)) * (d ** -0.5)
-    att = att.masked_fill(~mask, float("-inf")).softmax(-1)
-    if drop is not None and layer.attn_dropout > 0:
-        att = att * drop.noise(layer.attn_dropout, [(B, nh, w, w) for w in widths], (B, nh, W, W))
-    a = (att @ v).transpose(2, 3).reshape(K, B, W, H)
+    a = _attention(q, k, v, mask, layer.attn_dropout, widths, drop)
+    a = a.transpose(2, 3).reshape(K, B, W, H)
     p = layer.drop.p
     noise = (lambda: drop.noise(p, [(B, w, H) for w in widths], (B, W, H))) \
         if drop is not None and p > 0 else None
     y = linear(a, P["proj.weight"], P["proj.bias"])
-    x = layer_norm(x + (y * noise() if noise else y), P["ln1.weight"], P["ln1.bias"], layer.ln1.eps)
+    x = layer_norm(x + (y * noise() if noise else y), P["ln1.weight"], P["ln1.bias"],
+                   layer.ln1.eps, exact)
     y = linear(F.gelu(linear(x, P["ff1.weight"], P["ff1.bias"])), P["ff2.weight"], P["ff2.bias"])
-    return layer_norm(x + (y * noise() if noise else y), P["ln2.weight"], P["ln2.bias"], layer.ln2.eps)
+    return layer_norm(x + (y * noise() if noise else y), P["ln2.weight"], P["ln2.bias"],
+                      layer.ln2.eps, exact)
 
 
 def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
@@ -148,14 +173,14 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
                                  gru.num_layers, float(gru.dropout), gru.training,
                                  gru.bidirectional, True)
             ys.append(F.pad(y, (0, 0, 0, W - w)))
-    y = linear(torch.stack(ys), P["dense.weight"], P["dense.bias"])
+    y = linear(stack(ys), P["dense.weight"], P["dense.bias"])
     to_right = ((cols - n_pad) % W).unsqueeze(-1).expand(K, B, W, y.shape[-1])
     return y.gather(2, to_right)
 
 
-def stacked_encode(model, P, seq, widths, drop):
+def stacked_encode(model, P, seq, widths, drop, exact: bool = False):
     if isinstance(model, SASRec):
-        return transformer_encode(model, P, seq, widths, drop)
+        return transformer_encode(model, P, seq, widths, drop, exact)
     if isinstance(model, GRU4Rec):
         return gru_encode(model, P, seq, widths, drop)
     raise TypeError(f"no stacked forward for {type(model).__name__}")
@@ -185,13 +210,3 @@ def stacked_cross_entropy(models, table, h, targets):
     logits = torch.bmm(h, e.transpose(1, 2)).float() * scale
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none") \
         .view(K, -1).mean(1)
-
-
-def scoring(model, P: dict, k: int, h):
-    """Model k's (output representation, scored item table) as its lone loss sees them."""
-    if model.normalize_hidden:
-        h = F.normalize(h, dim=-1, eps=_EPS)
-    e = P["item_emb.weight"][k, 1:model.n_items + 1]
-    if model.normalize_items:
-        e = F.normalize(e, dim=-1, eps=_EPS)
-    return h, e

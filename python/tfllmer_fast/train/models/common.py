@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout, attention
+
 _EPS = 1e-12
 
 
@@ -165,14 +167,13 @@ class TransformerLayer(nn.Module):
         self.ff1 = nn.Linear(hidden, inner)
         self.ff2 = nn.Linear(inner, hidden)
         self.ln2 = nn.LayerNorm(hidden, eps=eps)
-        self.drop = nn.Dropout(hidden_dropout)
+        self.drop = Dropout(hidden_dropout)
         self.attn_dropout = attn_dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, w, h = x.shape
         q, k, v = self.qkv(x).view(b, w, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attn_dropout if self.training else 0.0)
+        a = attention(q, k, v, mask, self.attn_dropout, self.training)
         a = a.transpose(1, 2).reshape(b, w, h)
         x = self.ln1(x + self.drop(self.proj(a)))
         return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))
@@ -203,7 +204,7 @@ class TransformerBackbone(SequentialRecommender):
         self.positions = positions
         self.pos_emb = nn.Embedding(max_len, hidden)
         self.ln = nn.LayerNorm(hidden, eps=layer_norm_eps)
-        self.drop = nn.Dropout(hidden_dropout)
+        self.drop = Dropout(hidden_dropout)
         self.layers = nn.ModuleList(
             TransformerLayer(hidden, n_heads, inner_size, hidden_dropout, attn_dropout,
                              layer_norm_eps) for _ in range(n_layers))

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .common import SequentialRecommender
+from .dropout import Dropout
 
 
 class GRU4Rec(SequentialRecommender):
@@ -21,7 +22,7 @@ class GRU4Rec(SequentialRecommender):
     def __init__(self, n_items: int, hidden: int = 64, max_len: int = 50, *,
                  gru_hidden: int = 128, n_layers: int = 1, dropout: float = 0.3, **kw):
         super().__init__(n_items, hidden, max_len, **kw)
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = Dropout(dropout)
         self.gru = nn.GRU(hidden, gru_hidden, num_layers=n_layers, bias=False, batch_first=True)
         self.dense = nn.Linear(gru_hidden, hidden)
         nn.init.xavier_normal_(self.item_emb.weight)
