@@ -16,7 +16,6 @@ forwards; rows ``<K>p``) to the same rounds. ``--json PATH`` writes the figures.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -96,6 +95,8 @@ def measure(dataset: str, ks, rounds: int, threads: int, model: str, lone: bool,
 
 
 def main(argv=None):
+    from tfllmer_fast.experiment.results import write_json_atomic
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="scientific")
     ap.add_argument("--model", default="sasrec")
@@ -118,8 +119,7 @@ def main(argv=None):
         print(f"{k:>5} {r['epoch_wall_s']:9.2f} {r['models_epochs_per_s']:12.3f} "
               f"{r['ratio_wall']:7.2f} {r['models_epochs_per_cpu_s']:10.3f} {r['ratio_cpu']:7.2f}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json_atomic(out, a.json)
     return out
 
 

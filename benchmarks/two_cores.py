@@ -12,7 +12,6 @@ once; its time is the slower one's. Prints models x epochs per second per settin
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -104,6 +103,8 @@ def measure(dataset: str, ks, rounds: int, model: str) -> dict:
 
 
 def main(argv=None):
+    from tfllmer_fast.experiment.results import write_json_atomic
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="scientific")
     ap.add_argument("--model", default="sasrec")
@@ -118,8 +119,7 @@ def main(argv=None):
     for name, r in out["settings"].items():
         print(f"{name:40s} {r['epoch_wall_s']:9.2f} {r['models_epochs_per_s']:12.3f}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+        write_json_atomic(out, a.json)
     return out
 
 
