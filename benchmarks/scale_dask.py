@@ -11,7 +11,7 @@ as users' shard files would be read. Counted with window 5 and max_history 200. 
 must be large enough that the unpruned graph exceeds one worker's --memory-limit: then the
 tree reduction and a single row block are refused by the plan (the error names the block
 count to use), and the shuffle runs with the block counts given. Every configuration starts
-from freshly restarted workers, so each worker's peak RSS (ru_maxrss) belongs to that
+from freshly restarted workers, so each worker's peak RSS (VmHWM) belongs to that
 configuration; Dask spills to ``--workdir``/dask-spill. Each run prints an order-free
 checksum of its graph, so runs can be compared without gathering the graph anywhere.
 Results go to stdout as JSON lines.
@@ -99,7 +99,17 @@ def task_seconds(records) -> dict:
     return out
 
 
-def worker_peak_rss() -> float:
+def peak_rss() -> float:
+    """Bytes: this process's peak resident memory since it started its program. ru_maxrss
+    would not do for workers: Linux carries it across exec, so a worker spawned by a large
+    process would start at that process's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0
 
 
@@ -144,7 +154,7 @@ def run_dask(paths, block_counts, limit, base, opts, args, work: Path) -> None:
             row["until_refused_s"] = round(time.perf_counter() - t0, 2)
         # A worker killed for memory is replaced: its peak is lost, so deaths are reported.
         row["workers_replaced"] = len(workers - set(client.scheduler_info()["workers"]))
-        rss = client.run(worker_peak_rss)
+        rss = client.run(peak_rss)
         row["worker_peak_rss_gib"] = sorted(round(v / 2**30, 3) for v in rss.values())
         row["max_worker_rss_over_limit"] = max(rss.values()) > limit
         print(json.dumps(row), flush=True)
@@ -171,7 +181,7 @@ def run_single(paths, base, opts, args) -> None:
         "n_threads": 2,
         "nnz": int(graph.nnz),
         "wall_s": round(time.perf_counter() - t0, 2),
-        "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "peak_rss_gib": round(peak_rss() / 2**30, 3),
         "checksum": hex(checksum(0, graph.indptr, graph.indices, graph.data)),
     }
     print(json.dumps(row), flush=True)
