@@ -4,7 +4,7 @@ Needs ``dask[distributed]`` (``pip install tfllmer_fast[dask]``). The arithmetic
 :mod:`tfllmer_fast.graph.partial` (engine-agnostic exact partials); this module only plans
 and schedules tasks on a ``distributed.Client``.
 
-Co-occurrence (:func:`cooccurrence`): the first shards (one per worker, at least two) are
+Co-occurrence (:func:`cooccurrence`): the first shards (one per worker, from two to eight) are
 counted into exact upper-triangle partials and merged; their entries per row, and how much
 the merge grew over one shard, estimate the graph and plan the reduction. Then either
 

@@ -178,7 +178,7 @@ def cooccurrence(
         "auto": "tree" when the estimated unpruned graph fits in the share of one worker's
         memory that a task may take (``memory_budget()``: 0.25 with Dask's defaults) and
         ``n_row_blocks`` is not given, else "shuffle". Estimates come from the first shards
-        (one per worker, at least two), counted before the others and scaled to all shards,
+        (one per worker, from two to eight), counted before the others and scaled to all shards,
         so shards should be of about equal size.
     n_row_blocks : int, optional
         Row blocks of the shuffle; default the fewest that fit a worker's budget, and at
@@ -251,11 +251,11 @@ def cooccurrence(
             _wait_or_raise(client, level, "checking user ids", "")
             del users, pairs, level
 
-        # The first shards (one per worker, at least two) are counted whole and merged: their
-        # entries per row and how they grow in the merge, scaled to all shards, plan the
-        # reduction before the other shards are counted, so that no barrier holds every
-        # shard's partial at once.
-        n_sample = min(len(sources), max(2, n_workers))
+        # The first shards (one per worker, at least two, at most eight: their merge must fit
+        # one task) are counted whole and merged: their entries per row and how they grow in
+        # the merge, scaled to all shards, plan the reduction before the other shards are
+        # counted, so that no barrier holds every shard's partial at once.
+        n_sample = min(len(sources), max(2, min(n_workers, 8)))
 
         def count(k, task, *extra):
             return client.submit(
@@ -273,7 +273,7 @@ def cooccurrence(
 
         singles = [count(k, _count_task) for k in range(n_sample)]
         futures_alive += singles
-        sample = client.submit(_merge_task, *singles, n_threads=n_threads, pure=False, priority=1)
+        sample = _tree(client, singles, split_every, n_threads=n_threads)
         futures_alive.append(sample)
         bucket = max(1, -(-n_items // 65536))
         summaries = [client.submit(_summary_task, p, bucket, pure=False) for p in [*singles, sample]]
