@@ -29,15 +29,6 @@ from pathlib import Path
 import numpy as np
 
 
-def parse_bytes(s: str) -> int:
-    units = {"kib": 2**10, "mib": 2**20, "gib": 2**30, "kb": 10**3, "mb": 10**6, "gb": 10**9}
-    low = s.strip().lower()
-    for u, f in units.items():
-        if low.endswith(u):
-            return int(float(low[: -len(u)]) * f)
-    return int(float(low))
-
-
 def make_shard(seed: int, n_interactions: int, n_items: int, mean_length: float, zipf: float):
     """(offsets, items) of whole users with about n_interactions interactions."""
     rng = np.random.default_rng(seed)
@@ -201,6 +192,8 @@ def main(argv=None) -> int:
     p.add_argument("--blocks", default="1,4,16,32,128", help="comma-separated; empty: no Dask runs")
     p.add_argument("--single", action="store_true", help="also time the single-process streaming counter")
     args = p.parse_args(argv)
+
+    from dask.utils import parse_bytes
 
     limit = parse_bytes(args.memory_limit)
     n = int(args.interactions)

@@ -16,7 +16,8 @@ def memory_budget() -> float:
     A worker holds results up to its "spill" fraction of the limit (0.7 by default) before
     writing them to disk, and is killed at "terminate" (0.95). A task that allocates quickly
     can outrun the spilling, so its peak must fit in between: 0.25 of the limit by default.
-    Clusters configured to spill earlier leave their tasks more.
+    Clusters configured to spill earlier leave their tasks more. The marks are read from the
+    client's Dask config: give it the workers' values.
     """
     import dask
 
