@@ -109,6 +109,47 @@ def test_left_padding_changes_nothing(cls, kw):
         torch.testing.assert_close(m.next_hidden(seq[:1, 2:]), m.next_hidden(seq[:1]))
 
 
+@pytest.mark.parametrize("cls,layers", [(SASRec, 1), (SASRec, 3), (BERT4Rec, 2)])
+def test_last_position_pass_matches_the_full_pass(cls, layers):
+    # next_hidden runs the last layer at the last position only: values and every
+    # parameter's gradient must be those of the full encode read at the last position.
+    torch.manual_seed(1)
+    m = cls(40, hidden=16, max_len=12, n_layers=layers, n_heads=2).eval()
+    seq = torch.randint(1, 41, (6, 9))
+    seq[:3, :4] = 0  # left padding in half the rows
+    if cls is BERT4Rec:
+        seq[:, -1] = m.mask_token
+    full = m.encode(seq)[:, -1]
+    last = m.encode(seq, last_only=True)
+    assert last.shape == (6, 1, 16)
+    torch.testing.assert_close(last[:, 0], full, rtol=1e-5, atol=1e-6)
+    w = torch.randn(6, 16)
+    g_full = torch.autograd.grad((full * w).sum(), list(m.parameters()), allow_unused=True)
+    g_last = torch.autograd.grad((last[:, 0] * w).sum(), list(m.parameters()), allow_unused=True)
+    for (name, _), a, b in zip(m.named_parameters(), g_full, g_last):
+        if a is None:
+            assert b is None, name
+        else:
+            torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6, msg=name)
+    if cls is SASRec:
+        torch.testing.assert_close(m.next_hidden(seq), full, rtol=1e-5, atol=1e-6)
+
+
+def test_last_position_pass_in_training_mode():
+    # Training mode without dropout takes the same kernels as evaluation; with dropout the
+    # last layer draws masks for one query row (the math path), and the output stays finite
+    # and differs from the dropout-free pass.
+    torch.manual_seed(2)
+    m = SASRec(30, hidden=16, max_len=8, n_layers=2, n_heads=2, hidden_dropout=0.0,
+               attn_dropout=0.0).train()
+    seq = torch.randint(1, 31, (4, 6))
+    torch.testing.assert_close(m.next_hidden(seq), m.encode(seq)[:, -1], rtol=1e-5, atol=1e-6)
+    m.layers[-1].attn_dropout = 0.5
+    h = m.next_hidden(seq)
+    assert h.shape == (4, 16) and torch.isfinite(h).all()
+    assert not torch.allclose(h, m.eval().next_hidden(seq))
+
+
 def test_gru_matches_unpadded_run():
     torch.manual_seed(0)
     m = _small(GRU4Rec).eval()

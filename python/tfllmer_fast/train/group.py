@@ -265,7 +265,7 @@ class GroupTrainer:
             sub = self._stack(part)
             H = stacked_encode(self.base, sub, inp, [widths[s] - 1 for s in part],
                                Dropout([drop.gens[s] for s in part], self.device, drop.shared),
-                               self.exact)
+                               self.exact, last_only=t0.prefixes)
             if t0.prefixes and self.batched_loss:
                 loss = stacked_cross_entropy([ms[s].model for s in part], sub["item_emb.weight"],
                                              H[:, :, -1], batch[:, :, -1] - 1)

@@ -95,9 +95,10 @@ def embed(table, idx):
 
 
 def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None,
-                       exact: bool = False):
+                       exact: bool = False, last_only: bool = False):
     """SASRec's ``encode`` for a stack: seq (K, B, W) right-aligned, ``widths[k]`` the width
-    model k would use alone; returns (K, B, W, hidden). ``exact``: see :func:`layer_norm`."""
+    model k would use alone; returns (K, B, W, hidden), or with ``last_only`` (K, B, 1,
+    hidden) as the lone ``encode(seq, last_only=True)``. ``exact``: see :func:`layer_norm`."""
     K, B, W = seq.shape
     H = model.hidden
     if model.positions == "from_end":
@@ -115,29 +116,40 @@ def transformer_encode(model: SASRec, P: dict, seq, widths, drop: Dropout | None
     mask = (causal & ((seq > 0)[:, :, None, :] | eye)).unsqueeze(2)  # (K, B, 1, W, W)
     for i, layer in enumerate(model.layers):
         x = _layer(layer, {k.split(".", 2)[2]: v for k, v in P.items()
-                           if k.startswith(f"layers.{i}.")}, x, mask, widths, drop, exact)
+                           if k.startswith(f"layers.{i}.")}, x, mask, widths, drop, exact,
+                   last_only and i == len(model.layers) - 1)
     return x
 
 
 def _attention(q, k, v, mask, p, widths, drop):
-    """(K, B, nh, W, d) attention as the lone module's :func:`~.models.dropout.attention`
-    computes it: without dropout torch's fused kernel, on the stack seen as K*B rows; with
-    dropout the math path, each model with its own masks."""
-    K, B, nh, W, d = q.shape
+    """(K, B, nh, Q, d) queries on (K, B, nh, W, d) keys and values, as the lone module's
+    :func:`~.models.dropout.attention` computes it: without dropout torch's fused kernel, on
+    the stack seen as K*B rows; with dropout the math path, each model with its own masks
+    (Q is W, or 1 for the last position only)."""
+    K, B, nh, Q, d = q.shape
+    W = k.shape[3]
     if drop is None or p == 0:
         a = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1),
                                            attn_mask=mask.flatten(0, 1))
-        return a.view(K, B, nh, W, d)
-    return attention_math(q, k, v, mask,
-                          drop.noise(p, [(B, nh, w, w) for w in widths], (B, nh, W, W)))
+        return a.view(K, B, nh, Q, d)
+    shapes = [(B, nh, w if Q == W else Q, w) for w in widths]
+    return attention_math(q, k, v, mask, drop.noise(p, shapes, (B, nh, Q, W)))
 
 
-def _layer(layer, P, x, mask, widths, drop, exact):
+def _layer(layer, P, x, mask, widths, drop, exact, last_only=False):
     K, B, W, H = x.shape
     nh = layer.n_heads
-    q, k, v = linear(x, P["qkv.weight"], P["qkv.bias"]).view(K, B, W, 3, nh, H // nh) \
-        .permute(3, 0, 1, 4, 2, 5)
-    a = _attention(q, k, v, mask, layer.attn_dropout, widths, drop)
+    d, key_widths = H // nh, widths
+    if last_only:  # as TransformerLayer.forward(..., last_only=True)
+        wt, bias = P["qkv.weight"], P["qkv.bias"]
+        q = linear(x[:, :, -1:], wt[:, :H], bias[:, :H]).view(K, B, 1, nh, d).transpose(2, 3)
+        k, v = linear(x, wt[:, H:], bias[:, H:]).view(K, B, W, 2, nh, d) \
+            .permute(3, 0, 1, 4, 2, 5)
+        mask, x, W, widths = mask[..., -1:, :], x[:, :, -1:], 1, [1] * len(widths)
+    else:
+        q, k, v = linear(x, P["qkv.weight"], P["qkv.bias"]).view(K, B, W, 3, nh, d) \
+            .permute(3, 0, 1, 4, 2, 5)
+    a = _attention(q, k, v, mask, layer.attn_dropout, key_widths, drop)
     a = a.transpose(2, 3).reshape(K, B, W, H)
     p = layer.drop.p
     noise = (lambda: drop.noise(p, [(B, w, H) for w in widths], (B, W, H))) \
@@ -178,9 +190,11 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
     return y.gather(2, to_right)
 
 
-def stacked_encode(model, P, seq, widths, drop, exact: bool = False):
+def stacked_encode(model, P, seq, widths, drop, exact: bool = False, last_only: bool = False):
+    """The stack's ``encode``; ``last_only``: what the lone ``next_hidden`` reads, (K, B, 1,
+    hidden) from a transformer (a GRU computes every position anyway)."""
     if isinstance(model, SASRec):
-        return transformer_encode(model, P, seq, widths, drop, exact)
+        return transformer_encode(model, P, seq, widths, drop, exact, last_only)
     if isinstance(model, GRU4Rec):
         return gru_encode(model, P, seq, widths, drop)
     raise TypeError(f"no stacked forward for {type(model).__name__}")

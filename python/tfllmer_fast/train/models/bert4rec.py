@@ -60,7 +60,7 @@ class BERT4Rec(TransformerBackbone):
         if w >= self.max_len:
             seq = seq[:, w - self.max_len + 1:]
         mask = torch.full((b, 1), self.mask_token, dtype=seq.dtype, device=seq.device)
-        return self.encode(torch.cat([seq, mask], dim=1))[:, -1]
+        return self.encode(torch.cat([seq, mask], dim=1), last_only=True)[:, -1]
 
     def training_pairs(self, window: torch.Tensor, generator: torch.Generator | None = None):
         x = window[:, 1:] if window.shape[1] > self.max_len else window

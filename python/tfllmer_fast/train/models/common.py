@@ -170,13 +170,25 @@ class TransformerLayer(nn.Module):
         self.drop = Dropout(hidden_dropout)
         self.attn_dropout = attn_dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(b, w, h) -> (b, w, h); with ``last_only`` only the last position's output,
+        (b, 1, h): its query attends to every key as in the full pass, and no other
+        position is projected, attended from or fed forward (the last layer of a model
+        read at one position needs nothing more)."""
         b, w, h = x.shape
-        q, k, v = self.qkv(x).view(b, w, 3, self.n_heads, h // self.n_heads).permute(2, 0, 3, 1, 4)
+        nh, d = self.n_heads, h // self.n_heads
+        if last_only:  # qkv's weight rows: queries, keys, values
+            wt, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(x[:, -1:], wt[:h], bias[:h]).view(b, 1, nh, d).transpose(1, 2)
+            k, v = F.linear(x, wt[h:], bias[h:]).view(b, w, 2, nh, d).permute(2, 0, 3, 1, 4)
+            mask, x, w = mask[..., -1:, :], x[:, -1:], 1
+        else:
+            q, k, v = self.qkv(x).view(b, w, 3, nh, d).permute(2, 0, 3, 1, 4)
         a = attention(q, k, v, mask, self.attn_dropout, self.training)
         a = a.transpose(1, 2).reshape(b, w, h)
         x = self.ln1(x + self.drop(self.proj(a)))
         return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))
+
 
 
 POSITIONS = ("from_start", "from_end")
@@ -225,7 +237,9 @@ class TransformerBackbone(SequentialRecommender):
     def _attention_mask(self, seq: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+    def encode(self, seq: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, W, hidden); with ``last_only`` (B, 1, hidden), the last position's only: the
+        last layer then skips every other position (see :meth:`TransformerLayer.forward`)."""
         w = seq.shape[1]
         if w > self.max_len:
             raise ValueError(f"sequence width {w} exceeds max_len {self.max_len}")
@@ -236,6 +250,9 @@ class TransformerBackbone(SequentialRecommender):
             pos = (torch.arange(w, device=seq.device) - n_pad).clamp_(min=0)
         x = self.drop(self.ln(self.item_emb(seq) + self.pos_emb(pos)))
         mask = self._attention_mask(seq)
-        for layer in self.layers:
-            x = layer(x, mask)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, last_only and i == len(self.layers) - 1)
         return x
+
+    def next_hidden(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.encode(seq, last_only=True)[:, -1]
