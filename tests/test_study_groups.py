@@ -49,3 +49,18 @@ def test_plan_groups_keeps_what_cannot_be_grouped_alone(tmp_path):
     groups = plan_groups(jobs, 2)
     assert sorted(len(g) for g in groups) == [1, 1, 1, 1, 2]  # bert4rec 3 alone; sasrec 2 + 1
     assert all(g[0].backbone == "sasrec" for g in groups if len(g) > 1)
+
+
+def test_default_group_size_follows_the_device(tmp_path, monkeypatch):
+    # No size named: CPU runs train one by one (a CPU group is no faster than lone runs),
+    # GPU runs in groups of 16.
+    spec = StudySpec.from_dict(TINY)
+    ds = spec.datasets[0]
+    jobs = [j for v in ("id", "tfllmer") for j in jobs_for(spec, ds, "sasrec", v, tmp_path,
+                                                          False, None)]
+    assert len(jobs) == 3 and {j.config.device for j in jobs} == {"auto"}
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert [len(g) for g in plan_groups(jobs)] == [1, 1, 1]
+    assert [len(g) for g in plan_groups(jobs, 16)] == [3]  # variants differ per model only
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # "auto" is then CUDA
+    assert [len(g) for g in plan_groups(jobs)] == [3]

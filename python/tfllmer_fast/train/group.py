@@ -26,6 +26,12 @@ rounding only.
 
 Models leave the stack when they stop; a model that stopped early keeps its best state.
 
+What a group buys on the CPU: little. A lone step's products already run at the core's
+speed, and a stack's activations are K times larger, out of the cache; only the Python and
+dispatch work is shared. A member on one thread costs about what a lone run costs, and two
+threads do not beat two independent processes of one thread each, so the study runner
+groups CPU runs only when asked (:func:`~..experiment.study.grouped.default_group_size`).
+
 On a GPU (``replay_dropout`` off, ``batched_loss`` on by default) the launches are the cost:
 the stack draws its dropout masks in one go (each model's masks independent, of the lone
 law, but not the lone bits; the lone CUDA run draws its attention masks inside the fused

@@ -122,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true",
                    help="train only (parallel shards); tabulate later with --report-only")
     s.add_argument("--quiet", action="store_true", help="no per-run output")
-    s.add_argument("--group-size", type=int, default=16,
-                   help="runs of one shape trained together on stacked parameters (1: alone)")
+    s.add_argument("--group-size", type=int, default=None,
+                   help="runs of one shape trained together on stacked parameters (1: alone; "
+                        "default 16 on a GPU; 1 on the CPU, where a group is no faster)")
     s.add_argument("--budget-s", type=float,
                    help="start no group or epoch after this many seconds (resume later)")
     s.set_defaults(func=commands.cmd_study)

@@ -18,22 +18,33 @@ from ..results import write_json_atomic
 from ..run import attach_item_state, finish_run, run_summary, save_run
 
 
-def plan_groups(jobs, group_size: int) -> list[list]:
-    """Jobs in groups of at most ``group_size`` with one group key, in the order given;
-    jobs that cannot be grouped (see :func:`~tfllmer_fast.train.group.groupable`; also the
-    cold-start protocol, whose frozen rows and masked logits a group does not do) or have
-    results already come alone."""
+def default_group_size(config) -> int:
+    """Runs per group when the caller names no size: 16 on a GPU, where a small model's
+    step waits on launches and a stack shares them; 1 on the CPU, where a lone step's
+    products already run at the core's speed and a stack shares only Python and dispatch
+    work: a member costs what a lone run costs, and independent processes beat a group
+    on the same cores (benchmarks/two_cores.py)."""
+    return 16 if resolve_device(config.device).type == "cuda" else 1
+
+
+def plan_groups(jobs, group_size: int | None = None) -> list[list]:
+    """Jobs in groups of at most ``group_size`` (``None``: :func:`default_group_size` of
+    their device) with one group key, in the order given; jobs that cannot be grouped (see
+    :func:`~tfllmer_fast.train.group.groupable`; also the cold-start protocol, whose frozen
+    rows and masked logits a group does not do) or have results already come alone."""
     by_key: dict = {}
     out = []
     for job in jobs:
         c = job.config
-        if (group_size <= 1 or not groupable_config(c) or c.cold_items or c.cold_items_from
+        size = default_group_size(c) if group_size is None else group_size
+        if (size <= 1 or not groupable_config(c) or c.cold_items or c.cold_items_from
                 or (job.folder / "results.json").exists()):
             out.append([job])
             continue
         by_key.setdefault(group_key(c), []).append(job)
-    for members in by_key.values():
-        out += [members[i:i + group_size] for i in range(0, len(members), group_size)]
+    for members in by_key.values():  # one key, one device
+        size = default_group_size(members[0].config) if group_size is None else group_size
+        out += [members[i:i + size] for i in range(0, len(members), size)]
     return out
 
 

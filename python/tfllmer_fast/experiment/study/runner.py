@@ -129,13 +129,14 @@ def _finished(job: Job) -> bool:
 
 def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, variants=None,
               verbose: bool = True, write_report: bool = True, train: bool = True,
-              group_size: int = 16, deadline: float | None = None) -> dict:
+              group_size: int | None = None, deadline: float | None = None) -> dict:
     """Run (or resume) the study; return the collected summary and write the report.
 
     ``datasets`` / ``backbones`` / ``variants`` restrict this invocation to a subset (e.g. to
     run two processes side by side); the report covers every run found finished.
     ``train=False`` only collects finished runs and writes the report.
-    ``group_size``: at most this many runs train together in one group (1: one by one).
+    ``group_size``: at most this many runs train together in one group (1: one by one;
+    ``None``: 16 on a GPU, 1 on the CPU, see :func:`.grouped.default_group_size`).
     ``deadline`` (``time.monotonic()``): no group or epoch starts after it; unfinished runs
     resume from their checkpoints on the next call.
     """
