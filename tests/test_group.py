@@ -7,7 +7,7 @@ import torch
 from _train_helpers import random_sequences
 from tfllmer_fast.data.sequences import leave_one_out
 from tfllmer_fast.experiment.config import Config
-from tfllmer_fast.train.group import GroupTrainer, build_member, group_key
+from tfllmer_fast.train.group import GroupTrainer, build_member, group_key, groupable_config
 from tfllmer_fast.train.trainer import Trainer
 
 
@@ -123,13 +123,20 @@ def test_padded_stacks_agree_to_float_rounding(split):
         assert rg.best_valid == pytest.approx(ra.best_valid, rel=1e-6, abs=1e-9)
 
 
-def test_group_checkpoints_resume_exactly(split, tmp_path):
+#: The GPU step, run on the CPU: one forward of the whole stack, one dropout draw, one
+#: batched loss, and so the stacked parameters as the optimizer's leaves.
+WHOLE_STACK = dict(replay_dropout=False, batched_loss=True, exact=False, split_widths=False)
+
+
+@pytest.mark.parametrize("kw", [{}, WHOLE_STACK], ids=["exact", "whole-stack"])
+def test_group_checkpoints_resume_exactly(split, tmp_path, kw):
     configs = _configs("sasrec", "prefixes", patience=10)
-    whole = _group(configs, split)
+    whole = _group(configs, split, **kw)
     short = [c.replace(epochs=min(c.epochs, 2)) for c in configs]
     paths = [tmp_path / f"run{i}" / "checkpoint.pt" for i in range(len(configs))]
-    _group(short, split, checkpoint_paths=paths)
-    resumed = _group(configs, split, checkpoint_paths=paths)
+    _group(short, split, checkpoint_paths=paths, **kw)
+    resumed = _group(configs, split, checkpoint_paths=paths, **kw)
+    assert (resumed.leaves is None) == (not kw)
     for tw, tr in zip(whole.members, resumed.members):
         assert tr.resumed_from_epoch == 2
         assert [h["train_loss"] for h in tw.result.history] == \
@@ -157,6 +164,12 @@ def test_group_refuses_what_it_cannot_stack(split):
     c = a.replace(model="bert4rec", train_samples="auto")
     with pytest.raises(ValueError, match="cannot train in a group"):
         GroupTrainer([build_member(c, split.n_items)[0]], split, [c])
+    # A frozen item table (buffer rows, delta penalty and bound) trains alone.
+    table = np.random.default_rng(0).normal(size=(split.n_items, a.hidden)).astype("float32")
+    f = a.replace(init="pca", embeddings="given.npy", item_table="frozen+delta", delta_l2=1.0)
+    assert not groupable_config(f)
+    with pytest.raises(ValueError, match="free item table"):
+        GroupTrainer([build_member(f, split.n_items, table)[0]], split, [f])
     assert group_key(a) == group_key(b.replace(seed=7, lam=1.0, temperature=0.2))
 
 
@@ -175,6 +188,36 @@ def test_the_gpu_settings_train_the_same_models_without_dropout(split):
     for t in c.members:
         losses = [h["train_loss"] for h in t.result.history]
         assert np.isfinite(losses).all() and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("model", ["sasrec", "gru4rec"])
+def test_stacked_leaves_train_what_member_leaves_train(split, model):
+    # The whole stack as the optimizer's leaves (built once per stack, copied back to the
+    # members every epoch) against members' own leaves stacked every step: without dropout
+    # the same models to float rounding, through members leaving the stack (restacks with
+    # Adam state), and every member's Adam state lands back in its own optimizer.
+    configs = [c.replace(dropout=0.0) for c in _configs(model, "prefixes")]
+    a = _group(configs, split, replay_dropout=False, batched_loss=True, exact=False)
+    b = _group(configs, split, **WHOLE_STACK)
+    assert a.leaves is None and b.leaves is not None
+    for ta, tb in zip(a.members, b.members):
+        assert ta.result.best_epoch == tb.result.best_epoch
+        np.testing.assert_allclose([h["train_loss"] for h in ta.result.history],
+                                   [h["train_loss"] for h in tb.result.history], rtol=1e-5)
+        for (name, pa), pb in zip(ta.model.named_parameters(), tb.model.parameters()):
+            va, vb = pa.detach(), pb.detach()
+            if name.endswith("qkv.bias"):
+                # The key bias has a zero gradient in exact arithmetic (softmax ignores a
+                # shift shared by all keys): Adam turns its rounding noise into lr-sized
+                # steps, so it is held to lr x steps only.
+                h = va.shape[0] // 3
+                torch.testing.assert_close(vb[h:2 * h], va[h:2 * h], rtol=0, atol=1e-2)
+                va, vb = torch.cat([va[:h], va[2 * h:]]), torch.cat([vb[:h], vb[2 * h:]])
+            torch.testing.assert_close(vb, va, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
+            sa, sb = ta.optimizer.state[pa], tb.optimizer.state[pb]
+            assert torch.equal(sa["step"], sb["step"])
+            assert sb["exp_avg"].shape == pb.shape  # a member's slice, not the stack
+            torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"], rtol=1e-3, atol=1e-9)
 
 
 def test_partitions_cover_the_stack_and_skip_copies_when_whole(split):

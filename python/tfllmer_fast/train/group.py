@@ -37,6 +37,9 @@ the stack draws its dropout masks in one go (each model's masks independent, of 
 law, but not the lone bits; the lone CUDA run draws its attention masks inside the fused
 attention kernel, where no one can replay them) and computes one batched loss. There a
 member agrees with a lone run in distribution, and to float tolerance when dropout is 0.
+Every step is one forward of the whole stack, so the stacked parameters themselves are the
+optimizer's leaves while the stack lasts (one gradient and one Adam entry per parameter,
+not K), copied back to the members after each epoch.
 """
 
 from __future__ import annotations
@@ -49,9 +52,11 @@ from functools import partial
 
 import torch
 
+from .group_params import StackParameters
+from .item_tables import item_table_mode
 from .models import build_model
 from .runtime import cpu_threads, seed_everything
-from .stacked import STACKED_MODELS, Dropout, stack, stacked_cross_entropy, stacked_encode
+from .stacked import STACKED_MODELS, Dropout, stacked_cross_entropy, stacked_encode
 from .trainer import Trainer
 
 #: Config fields that may differ inside a group (the rest must be equal).
@@ -76,13 +81,16 @@ def group_key(config) -> tuple:
 
 def groupable_config(config) -> bool:
     """Whether a run of ``config`` can train in a group (see :func:`groupable`)."""
-    return config.model in ("sasrec", "gru4rec") and config.loss == "ce" and not config.grad_clip
+    return (config.model in ("sasrec", "gru4rec") and config.loss == "ce"
+            and not config.grad_clip and config.item_table == "free")
 
 
 def groupable(config, model) -> bool:
     """Whether a run can train in a group (else it trains alone: BERT4Rec, losses other than
-    the full-softmax CE, gradient clipping; fp16 loss scaling is refused by the group)."""
-    return isinstance(model, STACKED_MODELS) and config.loss == "ce" and not config.grad_clip
+    the full-softmax CE, gradient clipping, a frozen item table, whose buffer, penalty and
+    bound the stacked step does not apply; fp16 loss scaling is refused by the group)."""
+    return (isinstance(model, STACKED_MODELS) and config.loss == "ce" and not config.grad_clip
+            and item_table_mode(model) == "free")
 
 
 def build_member(config, n_items: int, item_table=None):
@@ -117,11 +125,16 @@ class GroupTrainer:
         batches have one width share a forward (padding columns would change the order of
         the sums over positions and tokens), and each LayerNorm runs the lone fused kernel
         model by model. Off: members of different widths may share a padded forward.
+    split_widths : bool, optional (default: on the CPU)
+        Cut a step's stack into parts by batch width (see :meth:`_partition`); off: the
+        whole stack is one forward (a GPU, where launches cost more than padding). Off,
+        with prefix rows, the batched loss and ``exact`` off, the stacked parameters are
+        the optimizer's leaves for as long as the stack lasts (see :mod:`.group_params`).
     """
 
     def __init__(self, models, split, configs, *, device=None, dropout_states=None,
                  checkpoint_paths=None, resume: bool = True, replay_dropout=None,
-                 batched_loss=None, exact=None):
+                 batched_loss=None, exact=None, split_widths=None):
         if not models or len(models) != len(configs):
             raise ValueError("a group needs one config per model (at least one model)")
         keys = {group_key(c) for c in configs}
@@ -131,7 +144,7 @@ class GroupTrainer:
         bad = [type(m).__name__ for m, c in zip(models, configs) if not groupable(c, m)]
         if bad:
             raise ValueError(f"these runs cannot train in a group: {bad} (SASRec/GRU4Rec with "
-                             "the 'ce' loss and no grad_clip only)")
+                             "the 'ce' loss, no grad_clip and a free item table only)")
         if getattr(split, "cold_items", None) is not None and len(split.cold_items):
             raise ValueError("the cold-start protocol (frozen cold rows, masked logits) is not "
                              "supported in a group: train these runs alone")
@@ -152,11 +165,14 @@ class GroupTrainer:
             g.set_state(s)
         self.slots: list[int] = []   # member index of each stack slot
         self._pool: ThreadPoolExecutor | None = None  # see train_epoch
-        self.optimizer = None
+        self.params: StackParameters | None = None  # the stack's parameters and Adam
         self.base = first.model      # the module whose code the stacked forward follows
         self.epoch_s: list[float] = []
         cuda = self.device.type == "cuda"
-        self.split_widths = not cuda
+        self.split_widths = not cuda if split_widths is None else bool(split_widths)
+        #: Stacked leaves where the step allows them (see :meth:`_restack`); off: the
+        #: members' own leaves always (what benchmarks/group_ops.py compares).
+        self.stacked_leaves = True
         # On the CPU a group replays every member's lone dropout stream and computes each
         # member's chunked loss (the arithmetic dominates; both cost nothing extra). On a GPU
         # the launches dominate: one dropout draw and one batched loss for the whole stack.
@@ -171,32 +187,20 @@ class GroupTrainer:
 
     # ----- stack <-> members -------------------------------------------------------------
     def _restack(self, slots: list[int]) -> None:
-        """Train the members ``slots`` (all at the same epoch) from now on: one fused Adam
-        over their own parameters, whose state entries are their optimizers' own."""
+        """Train the members ``slots`` (all at the same epoch) from now on, under one fused
+        Adam (:class:`~.group_params.StackParameters`). Stacked leaves when every step is
+        one forward of the whole stack whose loss reads only the stack: no parts by width,
+        no ``exact`` LayerNorm per model, prefix rows with the batched loss."""
         self.slots = list(slots)
         ms = [self.members[i] for i in slots]
-        c = self.config
-        self.optimizer = torch.optim.Adam([p for t in ms for p in t.model.parameters()],
-                                          lr=c.lr, weight_decay=c.weight_decay, fused=True)
-        for t in ms:
-            for p in t.model.parameters():
-                if p in t.optimizer.state:
-                    self.optimizer.state[p] = t.optimizer.state[p]
+        whole = (self.stacked_leaves and not self.split_widths and not self.exact
+                 and ms[0].prefixes and self.batched_loss)
+        self.params = StackParameters(ms, self.config.lr, self.config.weight_decay, whole)
 
-    def _unstack(self) -> None:
-        """Give every member's optimizer the state entries the group optimizer made (the
-        same tensors: the fused step updates them in place), for evaluation and checkpoints."""
-        for i in self.slots:
-            t = self.members[i]
-            for p in t.model.parameters():
-                t.optimizer.state[p] = self.optimizer.state[p]
-
-    def _stack(self, part: list[int]) -> dict[str, torch.Tensor]:
-        """The parameters of the stack slots ``part``, stacked (K, ...). The leaves stay the
-        members' own parameters: the backward of ``stack`` hands each exactly its slice,
-        where selecting from a (K, ...) leaf would fill a full-size zero gradient per part."""
-        params = [dict(self.members[self.slots[s]].model.named_parameters()) for s in part]
-        return {n: stack([ps[n] for ps in params]) for n in params[0]}
+    @property
+    def leaves(self):
+        """The stacked leaves (name -> (K, ...) parameter) of the current stack, or None."""
+        return None if self.params is None else self.params.leaves
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self) -> list[float]:
@@ -224,7 +228,7 @@ class GroupTrainer:
         for t in ms:
             t.model.train()
         perms = [t.epoch_order() for t in ms]
-        perms_dev = [p.to(self.device) for p in perms]
+        order = torch.stack(perms).to(self.device)  # (K, n): one copy and one gather a step
         shared = None
         if not self.replay_dropout:  # one stream for the stack, seeded by members and epoch
             seed = hash((tuple(t.config.seed for t in ms),
@@ -236,12 +240,11 @@ class GroupTrainer:
         # the device (a GPU step waits for nothing)
         totals = torch.zeros(len(ms), dtype=torch.float64, device=self.device)
         count = 0
-        tables = [t.model.item_emb.weight for t in ms]
         for a in range(0, n, bs):
             widths = [t.batch_width(p[a:a + bs]) for t, p in zip(ms, perms)]
             parts = self._partition(widths)
-            self.optimizer.zero_grad(set_to_none=True)
-            jobs = [partial(self._part_step, ms, part, widths, [p[a:a + bs] for p in perms_dev],
+            self.params.optimizer.zero_grad(set_to_none=True)
+            jobs = [partial(self._part_step, ms, part, widths, order[:, a:a + bs],
                             drop) for part in parts]
             cost = [len(part) * max(widths[s] for s in part) for part in parts]
             for part, (loss, targets) in zip(parts, self._run(jobs, cost)):
@@ -252,23 +255,25 @@ class GroupTrainer:
                     totals += w
                 else:
                     totals.index_add_(0, torch.tensor(part, device=self.device), w)
-            torch._foreach_zero_([e.grad[0] for e in tables])  # the padding row, as alone
-            self.optimizer.step()
+            torch._foreach_zero_(self.params.padding_row_grads())
+            self.params.optimizer.step()
             count += min(bs, n - a)
         if not ms[0].prefixes:
             return [x / max(t.n_targets, 1) for x, t in zip(totals.tolist(), ms)]
         return [x / max(count, 1) for x in totals.tolist()]
 
     def _part_step(self, ms, part, widths, rows, drop) -> tuple[torch.Tensor, list]:
-        """Forward and backward of the stack slots ``part`` for one step (``rows``: each
-        slot's row indices); each member's loss (float64, detached) and number of targets."""
+        """Forward and backward of the stack slots ``part`` for one step (``rows``: the row
+        indices of every slot, (slots, batch)); each member's loss (float64, detached) and
+        number of targets."""
         t0 = ms[part[0]]
         W = max(widths[s] for s in part)
         amp = t0.amp_dtype
         with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
-            batch = stack([t0.windows[rows[s]][:, -W:] for s in part])
+            idx = rows if len(part) == rows.shape[0] else rows[part]
+            batch = t0.windows[idx][:, :, -W:]
             inp = batch[:, :, :-1]
-            sub = self._stack(part)
+            sub = self.params.stacked(part)
             H = stacked_encode(self.base, sub, inp, [widths[s] - 1 for s in part],
                                Dropout([drop.gens[s] for s in part], self.device, drop.shared),
                                self.exact, last_only=t0.prefixes)
@@ -370,7 +375,7 @@ class GroupTrainer:
                 torch.cuda.synchronize(self.device)
             train_s = (time.perf_counter() - t0)
             self.epoch_s.append(train_s)
-            self._unstack()
+            self.params.sync()
             for i, loss in zip(slots, losses):
                 self._end_epoch(i, epoch, loss, train_s / len(slots))
                 epochs[i] = epoch + 1

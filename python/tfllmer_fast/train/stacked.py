@@ -173,7 +173,9 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
     if drop is not None and model.emb_drop.p > 0:
         x = x * drop.noise(model.emb_drop.p, [(B, w, H) for w in widths], (B, W, H), right=False)
     gru = model.gru
-    names = list(gru._flat_weights_names)
+    # unbind: one stacked gradient per weight (selecting slice k of a stack K times would
+    # fill K full-size zero gradients)
+    weights = [P["gru." + n].unbind(0) for n in gru._flat_weights_names]
     ys = []
     with warnings.catch_warnings():
         # cuDNN wants one flat weight buffer and copies a stack's slices into one per call
@@ -181,7 +183,7 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
         for k, w in enumerate(widths):
             hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
-            y, _ = torch._VF.gru(x[k, :, :w], hx, [P["gru." + n][k] for n in names], gru.bias,
+            y, _ = torch._VF.gru(x[k, :, :w], hx, [w[k] for w in weights], gru.bias,
                                  gru.num_layers, float(gru.dropout), gru.training,
                                  gru.bidirectional, True)
             ys.append(F.pad(y, (0, 0, 0, W - w)))
