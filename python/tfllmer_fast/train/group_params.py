@@ -44,7 +44,7 @@ class StackParameters:
             states = [t.optimizer.state.get(dict(t.model.named_parameters())[name]) for t in ms]
             if states[0]:
                 self.optimizer.state[leaf] = {
-                    k: v.clone() if k == "step" else stack([st[k] for st in states])
+                    k: v.clone() if k == "step" else torch.stack([st[k] for st in states])
                     for k, v in states[0].items()}
 
     def _stacked_leaves(self) -> dict[str, torch.nn.Parameter] | None:

@@ -183,7 +183,7 @@ def gru_encode(model: GRU4Rec, P: dict, seq, widths, drop: Dropout | None):
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
         for k, w in enumerate(widths):
             hx = torch.zeros(gru.num_layers, B, gru.hidden_size, device=x.device, dtype=x.dtype)
-            y, _ = torch._VF.gru(x[k, :, :w], hx, [w[k] for w in weights], gru.bias,
+            y, _ = torch._VF.gru(x[k, :, :w], hx, [wt[k] for wt in weights], gru.bias,
                                  gru.num_layers, float(gru.dropout), gru.training,
                                  gru.bidirectional, True)
             ys.append(F.pad(y, (0, 0, 0, W - w)))

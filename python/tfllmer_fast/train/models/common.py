@@ -190,7 +190,6 @@ class TransformerLayer(nn.Module):
         return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))
 
 
-
 POSITIONS = ("from_start", "from_end")
 
 
