@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from _train_helpers import random_sequences
+from _train_helpers import random_sequences, run_interrupted
 from tfllmer_fast.data import Dataset
 from tfllmer_fast.data.cold import choose_cold_items, cold_start_split
 from tfllmer_fast.data.sequences import leave_one_out
@@ -211,15 +211,7 @@ def test_resumed_run_equals_an_unbroken_one(tmp_path, model):
                dropout=0.3)
     full = run_experiment(cfg, data=data, output_dir=tmp_path / "a")
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_two(trainer, record):
-        if record["epoch"] == 2:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_experiment(cfg, data=data, output_dir=tmp_path / "b", callbacks=[stop_after_two])
+    run_interrupted(cfg, data, tmp_path / "b", after_epoch=2)
     resumed = run_experiment(cfg, data=data, output_dir=tmp_path / "b")
     assert resumed["resumed_from_epoch"] == 2
     assert [h["train_loss"] for h in resumed["history"]] == \

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from _train_helpers import random_sequences
+from _train_helpers import random_sequences, run_interrupted
 from tfllmer_fast.data import Dataset
 from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.experiment.config import Config
@@ -90,16 +90,7 @@ def test_resume_after_interruption_gives_the_same_result(tmp_path, model, sample
 
     full = run_experiment(cfg, data=data, output_dir=tmp_path / "a")
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_two(trainer, record):
-        if record["epoch"] == 2:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_experiment(cfg, data=data, output_dir=tmp_path / "b",
-                       callbacks=[stop_after_two])
+    run_interrupted(cfg, data, tmp_path / "b", after_epoch=2)
     ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] == 2
     resumed = run_experiment(cfg, data=data, output_dir=tmp_path / "b")
