@@ -29,7 +29,8 @@ class StackParameters:
 
     def __init__(self, ms: list, lr: float, weight_decay: float, stacked_leaves: bool):
         self.ms = ms
-        self.leaves = self._stacked_leaves() if stacked_leaves else None
+        named = [dict(t.model.named_parameters()) for t in ms]
+        self.leaves = self._stacked_leaves(named) if stacked_leaves else None
         params = (list(self.leaves.values()) if self.leaves is not None
                   else [p for t in ms for p in t.model.parameters()])
         self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay,
@@ -41,14 +42,13 @@ class StackParameters:
                         self.optimizer.state[p] = t.optimizer.state[p]
             return
         for name, leaf in self.leaves.items():
-            states = [t.optimizer.state.get(dict(t.model.named_parameters())[name]) for t in ms]
+            states = [t.optimizer.state.get(nd[name]) for t, nd in zip(ms, named)]
             if states[0]:
                 self.optimizer.state[leaf] = {
                     k: v.clone() if k == "step" else torch.stack([st[k] for st in states])
                     for k, v in states[0].items()}
 
-    def _stacked_leaves(self) -> dict[str, torch.nn.Parameter] | None:
-        named = [dict(t.model.named_parameters()) for t in self.ms]
+    def _stacked_leaves(self, named: list[dict]) -> dict[str, torch.nn.Parameter] | None:
         for name in named[0]:
             st = [t.optimizer.state.get(nd[name]) for t, nd in zip(self.ms, named)]
             if any(bool(x) != bool(st[0]) for x in st):
