@@ -63,16 +63,22 @@ def assert_equal_graphs(A, C):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_bench_cooccurrence_whole_history(benchmark, data, n_threads):
     offsets, items, n_items, _ = data
-    A = benchmark.pedantic(cooccurrence, args=(offsets, items, n_items), kwargs=dict(n_threads=n_threads),
-                           rounds=ROUNDS, iterations=1)
+    A = benchmark.pedantic(
+        cooccurrence, args=(offsets, items, n_items), kwargs=dict(n_threads=n_threads), rounds=ROUNDS, iterations=1
+    )
     assert A.shape == (n_items, n_items) and A.nnz > 0
 
 
 @pytest.mark.parametrize("window", [5])
 def test_bench_cooccurrence_window(benchmark, data, window):
     offsets, items, n_items, _ = data
-    A = benchmark.pedantic(cooccurrence, args=(offsets, items, n_items),
-                           kwargs=dict(window=window, max_history=200, n_threads=2), rounds=ROUNDS, iterations=1)
+    A = benchmark.pedantic(
+        cooccurrence,
+        args=(offsets, items, n_items),
+        kwargs=dict(window=window, max_history=200, n_threads=2),
+        rounds=ROUNDS,
+        iterations=1,
+    )
     assert A.nnz > 0
 
 
@@ -98,8 +104,14 @@ def test_speedup_over_scipy(benchmark, data):
     ratio = statistics.median(times["scipy"]) / statistics.median(times["ours"])
     ratios = [s / o for s, o in zip(times["scipy"], times["ours"])]
     benchmark.extra_info.update(
-        scipy_wall_s=times["scipy"], ours_wall_s=times["ours"], scipy_cpu_s=cpu["scipy"], ours_cpu_s=cpu["ours"],
-        median_ratio=ratio, per_round_ratio=ratios, nnz=int(results["ours"].nnz), **SIZE,
+        scipy_wall_s=times["scipy"],
+        ours_wall_s=times["ours"],
+        scipy_cpu_s=cpu["scipy"],
+        ours_cpu_s=cpu["ours"],
+        median_ratio=ratio,
+        per_round_ratio=ratios,
+        nnz=int(results["ours"].nnz),
+        **SIZE,
     )
     print(
         f"\ncooccurrence vs scipy B.T @ B ({SIZE}, nnz {results['ours'].nnz}): "

@@ -90,8 +90,8 @@ def numpy_gram_blocked(X, A, d, lam=LAM, block_rows=16_384):
     D = Xc.shape[1]
     M = np.zeros((D, D))
     for r0 in range(0, Xc.shape[0], block_rows):
-        XR = Xc[r0:r0 + block_rows]
-        YR = (1 - lam) * XR + lam * (Ahat[r0:r0 + block_rows] @ Xc)
+        XR = Xc[r0 : r0 + block_rows]
+        YR = (1 - lam) * XR + lam * (Ahat[r0 : r0 + block_rows] @ Xc)
         M += XR.T @ YR
     M = (M + M.T) / 2
     w, V = scipy.linalg.eigh(M, subset_by_index=[D - d, D - 1])
@@ -128,8 +128,7 @@ def graph_product_only(X, A, d, lam=LAM):
     from tfllmer_fast.graph.laplacian import csr_parts
 
     s = inv_sqrt_degrees(degrees(A))
-    return _core.shifted_graph_matmat(X, *csr_parts(A), np.full(X.shape[0], 1 - lam), s, lam,
-                                      os.cpu_count() or 1), None
+    return _core.shifted_graph_matmat(X, *csr_parts(A), np.full(X.shape[0], 1 - lam), s, lam, os.cpu_count() or 1), None
 
 
 def ids(case):
@@ -143,8 +142,9 @@ def problem(request):
     return X, A, d
 
 
-@pytest.mark.parametrize("method", [recpca_auto, numpy_gram_eigh, numpy_gram_blocked, floor_xtx],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "method", [recpca_auto, numpy_gram_eigh, numpy_gram_blocked, floor_xtx], ids=lambda f: f.__name__
+)
 def test_recpca_vs_numpy(benchmark, problem, method):
     X, A, d = problem
     benchmark.group = f"recpca n={X.shape[0]} D={X.shape[1]} d={d}"

@@ -39,12 +39,12 @@ from tfllmer_fast.train.trainer import Trainer
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 ROUNDS = 3 if FULL else 1
 N_USERS = None if FULL else 1000
-THREADS = (int(os.environ["TFLLMER_BENCH_THREADS"]) if os.environ.get("TFLLMER_BENCH_THREADS")
-           else None if FULL else 1)  # the CI-sized default stays quick on a busy box
+THREADS = (
+    int(os.environ["TFLLMER_BENCH_THREADS"]) if os.environ.get("TFLLMER_BENCH_THREADS") else None if FULL else 1
+)  # the CI-sized default stays quick on a busy box
 
 #: DESIGN.md reference figures (RecBole 1.2.1 SASRec on Beauty; measured earlier, quiet machine).
-RECBOLE_REFERENCE = {"cpu": {"epoch_s": 217.0, "eval_s": 15.3},
-                     "cuda": {"epoch_s": 23.3, "eval_s": 0.24}}
+RECBOLE_REFERENCE = {"cpu": {"epoch_s": 217.0, "eval_s": 15.3}, "cuda": {"epoch_s": 23.3, "eval_s": 0.24}}
 _TIMES: dict[str, float] = {}
 
 
@@ -65,12 +65,19 @@ def _beauty_trainer(data_dir, **config):
     seqs = ds.sequences
     if N_USERS is not None:
         end = seqs.offsets[N_USERS]
-        seqs = Sequences(seqs.offsets[:N_USERS + 1], seqs.items[:end], seqs.n_items)
+        seqs = Sequences(seqs.offsets[: N_USERS + 1], seqs.items[:end], seqs.n_items)
     split = leave_one_out(seqs)
     if THREADS:
         torch.set_num_threads(THREADS)
-    cfg = Config(init="random", embeddings=None, normalize_items=False, progress=False,
-                 threads=THREADS, dataset="beauty", **config)
+    cfg = Config(
+        init="random",
+        embeddings=None,
+        normalize_items=False,
+        progress=False,
+        threads=THREADS,
+        dataset="beauty",
+        **config,
+    )
     torch.manual_seed(0)
     trainer = Trainer(build_model(cfg, split.n_items), split, cfg)
     trainer.train_epoch()  # warm-up (allocator, oneDNN kernels)
@@ -109,13 +116,20 @@ def _time_epochs(benchmark, tr, key):
     assert np.isfinite(loss)
     med = float(np.median(times))
     n_seq = int(tr.windows.shape[0])
-    benchmark.extra_info.update(epoch_s=med, sequences_per_s=n_seq / med,
-                                targets_per_s=tr.n_targets / med, n_users=tr.split.train.n_users,
-                                threads=torch.get_num_threads(), device=str(tr.device))
+    benchmark.extra_info.update(
+        epoch_s=med,
+        sequences_per_s=n_seq / med,
+        targets_per_s=tr.n_targets / med,
+        n_users=tr.split.train.n_users,
+        threads=torch.get_num_threads(),
+        device=str(tr.device),
+    )
     _TIMES[key] = med
-    print(f"\nSASRec train epoch ({tr.config.train_samples}): {med:.2f} s ({n_seq / med:.0f} rows/s, "
-          f"{tr.n_targets / med:.0f} targets/s; {tr.split.train.n_users} users, "
-          f"{torch.get_num_threads()} threads, {tr.device})")
+    print(
+        f"\nSASRec train epoch ({tr.config.train_samples}): {med:.2f} s ({n_seq / med:.0f} rows/s, "
+        f"{tr.n_targets / med:.0f} targets/s; {tr.split.train.n_users} users, "
+        f"{torch.get_num_threads()} threads, {tr.device})"
+    )
 
 
 def test_sasrec_train_epoch(benchmark, beauty_trainer):
@@ -142,8 +156,7 @@ def test_sasrec_full_ranking(benchmark, beauty_trainer):
     med = float(np.median(times))
     benchmark.extra_info.update(eval_s=med, users_per_s=tr.split.train.n_users / med)
     _TIMES["eval_s"] = med
-    print(f"\nfull-ranking pass: {med:.2f} s for {tr.split.train.n_users} users x "
-          f"{tr.split.n_items} items")
+    print(f"\nfull-ranking pass: {med:.2f} s for {tr.split.train.n_users} users x {tr.split.n_items} items")
 
 
 def _recbole_python() -> Path | None:
@@ -170,28 +183,50 @@ def test_recbole_ratio(beauty_trainer, beauty_dir, tmp_path):
     py, script = _recbole_python(), _recbole_script()
     if os.environ.get("TFLLMER_BENCH_RECBOLE") == "1" and py and script and FULL:
         out = tmp_path / "recbole.json"
-        cmd = [str(py), str(script), "--data-dir", str(data_dir / "beauty"), "--model",
-               "SASRec", "--epochs", "1", "--eval-every", "1", "--device", dev,
-               "--no-test", "--out", str(out)]
+        cmd = [
+            str(py),
+            str(script),
+            "--data-dir",
+            str(data_dir / "beauty"),
+            "--model",
+            "SASRec",
+            "--epochs",
+            "1",
+            "--eval-every",
+            "1",
+            "--device",
+            dev,
+            "--no-test",
+            "--out",
+            str(out),
+        ]
         if THREADS:
             cmd += ["--threads", str(THREADS)]
         subprocess.run(cmd, check=True, stdout=sys.stderr)
         rb = json.loads(out.read_text())
-        ref = {"epoch_s": float(np.median(rb["timings"]["train_epoch_s"])),
-               "eval_s": float(np.median(rb["timings"]["valid_eval_s"]))}
+        ref = {
+            "epoch_s": float(np.median(rb["timings"]["train_epoch_s"])),
+            "eval_s": float(np.median(rb["timings"]["valid_eval_s"])),
+        }
         source = "RecBole 1.2.1 run in this session, same machine/threads"
     else:
         ref = RECBOLE_REFERENCE[dev]
-        source = ("DESIGN.md reference figures (measured earlier, NOT in this session; "
-                  "set TFLLMER_BENCH_FULL=1 TFLLMER_BENCH_RECBOLE=1 with RecBole's venv to "
-                  "measure side by side)")
+        source = (
+            "DESIGN.md reference figures (measured earlier, NOT in this session; "
+            "set TFLLMER_BENCH_FULL=1 TFLLMER_BENCH_RECBOLE=1 with RecBole's venv to "
+            "measure side by side)"
+        )
         if not FULL:
             source += "; ours on a 1,000-user subset, so the ratio is not meaningful"
-    print(f"\nSASRec on Beauty, {dev}: ours {ours_epoch:.2f} s/epoch, {ours_eval:.2f} s/pass; "
-          f"RecBole {ref['epoch_s']:.2f} s/epoch, {ref['eval_s']:.2f} s/pass -> "
-          f"{ref['epoch_s'] / ours_epoch:.1f}x per epoch, {ref['eval_s'] / ours_eval:.1f}x "
-          f"per pass [{source}]")
+    print(
+        f"\nSASRec on Beauty, {dev}: ours {ours_epoch:.2f} s/epoch, {ours_eval:.2f} s/pass; "
+        f"RecBole {ref['epoch_s']:.2f} s/epoch, {ref['eval_s']:.2f} s/pass -> "
+        f"{ref['epoch_s'] / ours_epoch:.1f}x per epoch, {ref['eval_s'] / ours_eval:.1f}x "
+        f"per pass [{source}]"
+    )
     if "epoch_prefixes_s" in _TIMES:
         px = _TIMES["epoch_prefixes_s"]
-        print(f"  with RecBole's layout (train_samples='prefixes'): {px:.2f} s/epoch -> "
-              f"{ref['epoch_s'] / px:.1f}x per epoch")
+        print(
+            f"  with RecBole's layout (train_samples='prefixes'): {px:.2f} s/epoch -> "
+            f"{ref['epoch_s'] / px:.1f}x per epoch"
+        )

@@ -94,8 +94,9 @@ def main(argv=None) -> int:
 
     total = int(args.interactions)
     gen = ChunkGenerator(total, int(args.chunk), args.n_items, args.mean_length, args.zipf, args.seed)
-    counter = CooccurrenceCounter(args.n_items, window=args.window, weighting=args.weighting,
-                                  max_history=args.max_history, n_threads=args.threads)
+    counter = CooccurrenceCounter(
+        args.n_items, window=args.window, weighting=args.weighting, max_history=args.max_history, n_threads=args.threads
+    )
     t_start = time.perf_counter()
     t_count = t_gen = 0.0
     last_report = t_start
@@ -113,9 +114,12 @@ def main(argv=None) -> int:
         if time.perf_counter() - last_report > 30:
             last_report = time.perf_counter()
             seen = counter.n_interactions_seen
-            print(f"{seen:.3e} interactions, {seen / t_count:.3e}/s counting, nnz {counter.nnz:.3e}, "
-                  f"rss {current_rss_gib():.2f} GiB, peak {peak_rss_gib():.2f} GiB, "
-                  f"elapsed {last_report - t_start:.0f} s", flush=True)
+            print(
+                f"{seen:.3e} interactions, {seen / t_count:.3e}/s counting, nnz {counter.nnz:.3e}, "
+                f"rss {current_rss_gib():.2f} GiB, peak {peak_rss_gib():.2f} GiB, "
+                f"elapsed {last_report - t_start:.0f} s",
+                flush=True,
+            )
     t0 = time.perf_counter()
     graph = counter.result(min_count=1)
     t_result = time.perf_counter() - t0

@@ -102,9 +102,20 @@ def main():
         results = {}
         for m in args.methods:
             out = subprocess.run(
-                [sys.executable, __file__, "--workdir", str(args.workdir), "--child", m, str(n), str(D), str(d),
-                 str(args.rounds)],
-                capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--workdir",
+                    str(args.workdir),
+                    "--child",
+                    m,
+                    str(n),
+                    str(D),
+                    str(d),
+                    str(args.rounds),
+                ],
+                capture_output=True,
+                text=True,
             )
             if out.returncode != 0:
                 print(f"  {m}: FAILED\n{out.stderr[-2000:]}")
@@ -112,9 +123,11 @@ def main():
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[m] = res
             med = statistics.median(res["times"])
-            print(f"  {m:22s} median {med:8.2f} s  rounds {[round(t, 2) for t in res['times']]}  "
-                  f"peak +{res['peak_mib'] - res['base_mib']:.0f} MiB over the loaded data ({res['base_mib']:.0f} MiB)",
-                  flush=True)
+            print(
+                f"  {m:22s} median {med:8.2f} s  rounds {[round(t, 2) for t in res['times']]}  "
+                f"peak +{res['peak_mib'] - res['base_mib']:.0f} MiB over the loaded data ({res['base_mib']:.0f} MiB)",
+                flush=True,
+            )
         if "recpca_auto" in results:
             ref = statistics.median(results["recpca_auto"]["times"])
             for m, res in results.items():

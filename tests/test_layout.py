@@ -101,8 +101,12 @@ def _type_checking_lines(text: str) -> set[int]:
 
 def test_the_sources_are_found():
     names = {_module_name(p) for p in SOURCES}
-    assert {"tfllmer_fast.data.sequences", "tfllmer_fast.graph.recpca",
-            "tfllmer_fast.train.trainer", "tfllmer_fast.experiment.cli"} <= names
+    assert {
+        "tfllmer_fast.data.sequences",
+        "tfllmer_fast.graph.recpca",
+        "tfllmer_fast.train.trainer",
+        "tfllmer_fast.experiment.cli",
+    } <= names
 
 
 def test_imports_flow_one_way():
@@ -112,8 +116,7 @@ def test_imports_flow_one_way():
 def test_the_checker_sees_a_wrong_direction():
     # The test above must be able to fail: a graph module importing the training layer.
     probe = PACKAGE / "graph" / "_layout_probe.py"
-    src = ("import torch\nfrom ..train.trainer import Trainer\nfrom .. import _core\n"
-           "def f():\n    import tfllmer_fast\n")
+    src = "import torch\nfrom ..train.trainer import Trainer\nfrom .. import _core\ndef f():\n    import tfllmer_fast\n"
     found = _violations({probe: src})
     assert any("must not import torch" in v for v in found)
     assert any("tfllmer_fast.train.trainer (a later layer)" in v for v in found)
@@ -137,8 +140,7 @@ def test_import_loads_nothing_heavy_and_changes_no_global_setting():
         " 'filters_changed': list(warnings.filters) != filters,"
         " 'version': tfllmer_fast.__version__}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     info = json.loads(out.stdout)
     assert info["heavy"] == [] and not info["env_changed"] and not info["filters_changed"]
     assert info["version"] == tfllmer_fast.__version__

@@ -39,15 +39,12 @@ DATASET_NAME = "seqdata"  # the atomic files are <tmp>/seqdata/seqdata.inter
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", type=Path, required=True,
-                   help="folder with sequences.txt (shared-data layout)")
+    p.add_argument("--data-dir", type=Path, required=True, help="folder with sequences.txt (shared-data layout)")
     p.add_argument("--model", choices=["SASRec", "GRU4Rec"], default="SASRec")
     p.add_argument("--epochs", type=int, default=1, help="maximum training epochs")
-    p.add_argument("--eval-every", type=int, default=1,
-                   help="validate every K epochs (RecBole eval_step)")
+    p.add_argument("--eval-every", type=int, default=1, help="validate every K epochs (RecBole eval_step)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch.set_num_threads (default: torch's own default)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own default)")
     p.add_argument("--seed", type=int, default=2020)
     p.add_argument("--train-batch-size", type=int, default=256)
     p.add_argument("--eval-batch-size", type=int, default=4096)
@@ -55,17 +52,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--stopping-step", type=int, default=10)
     p.add_argument("--no-test", action="store_true", help="skip the final test pass")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra RecBole config entry (value parsed as YAML); repeatable")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra RecBole config entry (value parsed as YAML); repeatable",
+    )
     p.add_argument("--progress", action="store_true", help="show RecBole's tqdm bars")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder")
-    p.add_argument("--eval-checkpoint", type=Path, default=None,
-                   help="no training: evaluate this RecBole checkpoint (e.g. the best one a "
-                        "longer run saved so far) on the validation and test splits")
-    p.add_argument("--resume-from", type=Path, default=None,
-                   help="continue training from this RecBole checkpoint (weights, optimizer, "
-                        "epoch, early-stopping state); a copy is used, the file is not touched. "
-                        "The data order of the resumed epochs differs from an unbroken run's")
+    p.add_argument(
+        "--eval-checkpoint",
+        type=Path,
+        default=None,
+        help="no training: evaluate this RecBole checkpoint (e.g. the best one a "
+        "longer run saved so far) on the validation and test splits",
+    )
+    p.add_argument(
+        "--resume-from",
+        type=Path,
+        default=None,
+        help="continue training from this RecBole checkpoint (weights, optimizer, "
+        "epoch, early-stopping state); a copy is used, the file is not touched. "
+        "The data order of the resumed epochs differs from an unbroken run's",
+    )
     p.add_argument("--out", type=Path, required=True, help="result JSON path")
     args = p.parse_args(argv)
     if args.resume_from is not None and args.eval_checkpoint is not None:
@@ -118,8 +128,7 @@ def recbole_config_dict(args, tmp: Path) -> dict:
         "eval_batch_size": args.eval_batch_size,
         "learning_rate": args.lr,
         "learner": "adam",
-        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO",
-                      "mode": "full", "group_by": "user"},
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
         "metrics": ["Recall", "NDCG", "MRR"],
         "topk": [5, 10, 20],
         "valid_metric": "NDCG@10",
@@ -136,14 +145,22 @@ def recbole_config_dict(args, tmp: Path) -> dict:
     }
     if args.model == "SASRec":
         # RecBole's SASRec defaults, spelled out so the JSON records them
-        cfg.update({"hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2,
-                    "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5,
-                    "hidden_act": "gelu", "layer_norm_eps": 1e-12,
-                    "initializer_range": 0.02})
+        cfg.update(
+            {
+                "hidden_size": 64,
+                "inner_size": 256,
+                "n_layers": 2,
+                "n_heads": 2,
+                "hidden_dropout_prob": 0.5,
+                "attn_dropout_prob": 0.5,
+                "hidden_act": "gelu",
+                "layer_norm_eps": 1e-12,
+                "initializer_range": 0.02,
+            }
+        )
     else:
         # RecBole's GRU4Rec defaults
-        cfg.update({"embedding_size": 64, "hidden_size": 128, "num_layers": 1,
-                    "dropout_prob": 0.3})
+        cfg.update({"embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3})
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep:
@@ -193,20 +210,29 @@ def make_timed_trainer(trainer_cls):
             with Stopwatch(self.device) as sw:
                 loss = super()._train_epoch(train_data, epoch_idx, loss_func, show_progress)
             total = float(sum(loss) if isinstance(loss, tuple) else loss)
-            self.epoch_records.append({
-                "epoch": epoch_idx, "train_s": sw.seconds, "loss_sum": total,
-                # RecBole sums the batch-mean losses; the mean is comparable across batch counts
-                "loss_mean": total / len(train_data)})
+            self.epoch_records.append(
+                {
+                    "epoch": epoch_idx,
+                    "train_s": sw.seconds,
+                    "loss_sum": total,
+                    # RecBole sums the batch-mean losses; the mean is comparable across batch counts
+                    "loss_mean": total / len(train_data),
+                }
+            )
             return loss
 
         def _valid_epoch(self, valid_data, show_progress=False):
             with Stopwatch(self.device) as sw:
                 score, result = super()._valid_epoch(valid_data, show_progress)
-            self.valid_records.append({
-                # the epoch just trained (counts from the checkpoint's epoch when resumed)
-                "epoch": self.epoch_records[-1]["epoch"] if self.epoch_records else None,
-                "eval_s": sw.seconds,
-                "score": float(score), "metrics": {k: float(v) for k, v in result.items()}})
+            self.valid_records.append(
+                {
+                    # the epoch just trained (counts from the checkpoint's epoch when resumed)
+                    "epoch": self.epoch_records[-1]["epoch"] if self.epoch_records else None,
+                    "eval_s": sw.seconds,
+                    "score": float(score),
+                    "metrics": {k: float(v) for k, v in result.items()},
+                }
+            )
             return score, result
 
     return TimedTrainer
@@ -267,8 +293,7 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     t = time.perf_counter()
     argv, sys.argv = sys.argv, sys.argv[:1]  # RecBole's Config also parses --key=value argv
     try:
-        config = Config(model=args.model, dataset=DATASET_NAME,
-                        config_dict=recbole_config_dict(args, tmp))
+        config = Config(model=args.model, dataset=DATASET_NAME, config_dict=recbole_config_dict(args, tmp))
     finally:
         sys.argv = argv
     init_seed(config["seed"], config["reproducibility"])
@@ -280,8 +305,11 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     timings["create_dataset_s"] = time.perf_counter() - t
     # RecBole counts the [PAD] token in user_num / item_num. Checked before data_preparation,
     # whose sequence augmentation rewrites inter_feat in place.
-    counts = {"n_users": int(dataset.user_num - 1), "n_items": int(dataset.item_num - 1),
-              "n_interactions": int(dataset.inter_num)}
+    counts = {
+        "n_users": int(dataset.user_num - 1),
+        "n_items": int(dataset.item_num - 1),
+        "n_interactions": int(dataset.inter_num),
+    }
     if counts != file_counts:
         raise SystemExit(f"RecBole changed the data: file {file_counts}, RecBole {counts}")
 
@@ -293,8 +321,7 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     t = time.perf_counter()
     model = get_model(config["model"])(config, train_data._dataset).to(device)
-    trainer = make_timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(
-        config, model)
+    trainer = make_timed_trainer(get_trainer(config["MODEL_TYPE"], config["model"]))(config, model)
     timings["model_init_s"] = time.perf_counter() - t
     n_params = sum(p.numel() for p in model.parameters())
     if args.eval_checkpoint is not None:
@@ -307,13 +334,14 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.resume_from, copy)
         trainer.resume_checkpoint(copy)
-        resumed = {"checkpoint": str(args.resume_from.resolve()),
-                   "start_epoch": trainer.start_epoch,
-                   "best_valid_score": float(trainer.best_valid_score)}
+        resumed = {
+            "checkpoint": str(args.resume_from.resolve()),
+            "start_epoch": trainer.start_epoch,
+            "best_valid_score": float(trainer.best_valid_score),
+        }
 
     t = time.perf_counter()
-    best_score, best_valid = trainer.fit(train_data, valid_data, saved=True,
-                                         show_progress=args.progress)
+    best_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=args.progress)
     timings["fit_total_s"] = time.perf_counter() - t
     timings["train_epoch_s"] = [r["train_s"] for r in trainer.epoch_records]
     timings["valid_eval_s"] = [r["eval_s"] for r in trainer.valid_records]
@@ -323,8 +351,7 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
         # best checkpoint when a validation pass saved one, else the current weights
         has_ckpt = os.path.isfile(trainer.saved_model_file)
         with Stopwatch(device) as sw:
-            res = trainer.evaluate(test_data, load_best_model=has_ckpt,
-                                   show_progress=args.progress)
+            res = trainer.evaluate(test_data, load_best_model=has_ckpt, show_progress=args.progress)
         timings["test_eval_s"] = sw.seconds  # includes the checkpoint reload (~ms)
         test_metrics = {k: float(v) for k, v in res.items()}
 
@@ -333,27 +360,54 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
     return {
         "tool": "recbole",
         "model": args.model,
-        "versions": {"recbole": recbole.__version__, "torch": torch.__version__,
-                     "numpy": np.__version__, "python": platform.python_version()},
+        "versions": {
+            "recbole": recbole.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
         "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or platform.machine()),
+        "device_name": (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+        ),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "host": platform.node(),
         "command": command,
-        "data": {"dir": str(args.data_dir.resolve()), **counts,
-                 "n_train_samples": n_train_samples,  # one per training prefix (RecBole)
-                 "n_train_batches": len(train_data),
-                 "n_valid_users": len(valid_data.dataset),
-                 "n_test_users": len(test_data.dataset)},
-        "config": {k: config[k] for k in [
-            "loss_type", "train_batch_size", "eval_batch_size", "MAX_ITEM_LIST_LENGTH",
-            "learning_rate", "learner", "epochs", "eval_step", "stopping_step", "seed",
-            "eval_args", "metrics", "topk", "valid_metric", "hidden_size", "weight_decay",
-            *(["inner_size", "n_layers", "n_heads", "hidden_dropout_prob",
-               "attn_dropout_prob", "hidden_act"] if args.model == "SASRec"
-              else ["embedding_size", "num_layers", "dropout_prob"])]},
+        "data": {
+            "dir": str(args.data_dir.resolve()),
+            **counts,
+            "n_train_samples": n_train_samples,  # one per training prefix (RecBole)
+            "n_train_batches": len(train_data),
+            "n_valid_users": len(valid_data.dataset),
+            "n_test_users": len(test_data.dataset),
+        },
+        "config": {
+            k: config[k]
+            for k in [
+                "loss_type",
+                "train_batch_size",
+                "eval_batch_size",
+                "MAX_ITEM_LIST_LENGTH",
+                "learning_rate",
+                "learner",
+                "epochs",
+                "eval_step",
+                "stopping_step",
+                "seed",
+                "eval_args",
+                "metrics",
+                "topk",
+                "valid_metric",
+                "hidden_size",
+                "weight_decay",
+                *(
+                    ["inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob", "hidden_act"]
+                    if args.model == "SASRec"
+                    else ["embedding_size", "num_layers", "dropout_prob"]
+                ),
+            ]
+        },
         "n_params": n_params,
         "resumed": resumed,
         "timings": timings,
@@ -363,8 +417,7 @@ def run(args, tmp: Path, seq_file: Path, command) -> dict:
         # RecBole's choice: ties at 4 decimals count as better, so not always the first maximum
         "best_valid_epoch": trainer.best_epoch,
         "best_valid_score": None if best_valid is None else float(best_score),
-        "best_valid_metrics": (None if best_valid is None
-                               else {k: float(v) for k, v in best_valid.items()}),
+        "best_valid_metrics": (None if best_valid is None else {k: float(v) for k, v in best_valid.items()}),
         "test_metrics": test_metrics,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -376,8 +429,14 @@ def evaluate_checkpoint(args, trainer, valid_data, test_data, command) -> dict:
 
     path = args.eval_checkpoint.resolve()
     saved = torch.load(path, map_location="cpu", weights_only=False)
-    out = {"tool": "recbole", "model": args.model, "command": command, "checkpoint": str(path),
-           "checkpoint_epoch": saved.get("epoch"), "threads": torch.get_num_threads()}
+    out = {
+        "tool": "recbole",
+        "model": args.model,
+        "command": command,
+        "checkpoint": str(path),
+        "checkpoint_epoch": saved.get("epoch"),
+        "threads": torch.get_num_threads(),
+    }
     for name, data in (("valid", valid_data), ("test", test_data)):
         res = trainer.evaluate(data, load_best_model=True, model_file=str(path))
         out[f"{name}_metrics"] = {k: float(v) for k, v in res.items()}
@@ -387,27 +446,36 @@ def evaluate_checkpoint(args, trainer, valid_data, test_data, command) -> dict:
 def print_summary(res: dict, out_path: Path) -> None:
     if "checkpoint" in res:
         v, t = res["valid_metrics"], res["test_metrics"]
-        print(f"\nRecBole checkpoint {res['checkpoint']} (epoch {res['checkpoint_epoch']}): "
-              f"valid NDCG@10 {v['ndcg@10']:.4f} Recall@10 {v['recall@10']:.4f}; "
-              f"test NDCG@10 {t['ndcg@10']:.4f} Recall@10 {t['recall@10']:.4f} -> {out_path}")
+        print(
+            f"\nRecBole checkpoint {res['checkpoint']} (epoch {res['checkpoint_epoch']}): "
+            f"valid NDCG@10 {v['ndcg@10']:.4f} Recall@10 {v['recall@10']:.4f}; "
+            f"test NDCG@10 {t['ndcg@10']:.4f} Recall@10 {t['recall@10']:.4f} -> {out_path}"
+        )
         return
     tm = res["timings"]
     prep = tm["convert_s"] + tm["config_s"] + tm["create_dataset_s"] + tm["data_preparation_s"]
-    print(f"\nRecBole {res['versions']['recbole']} {res['model']} on {res['device']} "
-          f"({res['threads']} threads): {res['data']['n_users']} users, "
-          f"{res['data']['n_items']} items, {res['data']['n_interactions']} interactions")
+    print(
+        f"\nRecBole {res['versions']['recbole']} {res['model']} on {res['device']} "
+        f"({res['threads']} threads): {res['data']['n_users']} users, "
+        f"{res['data']['n_items']} items, {res['data']['n_interactions']} interactions"
+    )
     print(f"  data preparation      {prep:8.2f} s")
     for rec in res["epochs"]:
-        print(f"  epoch {rec['epoch']:3d} train       {rec['train_s']:8.2f} s   "
-              f"loss(mean/batch) {rec['loss_mean']:.4f}")
+        print(
+            f"  epoch {rec['epoch']:3d} train       {rec['train_s']:8.2f} s   loss(mean/batch) {rec['loss_mean']:.4f}"
+        )
     for rec in res["valid"]:
         m = rec["metrics"]
-        print(f"  epoch {rec['epoch']:3d} valid pass  {rec['eval_s']:8.2f} s   "
-              f"NDCG@10 {m['ndcg@10']:.4f} Recall@10 {m['recall@10']:.4f}")
+        print(
+            f"  epoch {rec['epoch']:3d} valid pass  {rec['eval_s']:8.2f} s   "
+            f"NDCG@10 {m['ndcg@10']:.4f} Recall@10 {m['recall@10']:.4f}"
+        )
     if res["test_metrics"] is not None:
         m = res["test_metrics"]
-        print(f"  test pass             {tm['test_eval_s']:8.2f} s   "
-              f"NDCG@10 {m['ndcg@10']:.4f} Recall@10 {m['recall@10']:.4f}")
+        print(
+            f"  test pass             {tm['test_eval_s']:8.2f} s   "
+            f"NDCG@10 {m['ndcg@10']:.4f} Recall@10 {m['recall@10']:.4f}"
+        )
     print(f"  peak RSS {res['peak_rss_mib']:.0f} MiB -> {out_path}")
 
 

@@ -139,7 +139,6 @@ def recpca_gram(
     c: float,
     n_threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
-
 def recpca_eig(
     M: NDArray[np.float64],
     nev: int,
@@ -163,9 +162,7 @@ def shifted_graph_matmat(
     lam: float,
     n_threads: int,
 ) -> NDArray[np.float32] | NDArray[np.float64]: ...
-
 def row_norms(X: NDArray[np.float32] | NDArray[np.float64], n_threads: int) -> NDArray[np.float64]: ...
-
 def csr_max_asymmetry(
     indptr: NDArray[np.int64],
     indices: NDArray[np.int32],

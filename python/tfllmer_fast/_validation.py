@@ -48,7 +48,7 @@ def check_finite_rows(arr: np.ndarray, what: str = "X", block_elems: int = 1 << 
     or memory-mapped matrix never gets an n x D temporary."""
     rows = max(1, block_elems // max(arr.shape[1] if arr.ndim > 1 else 1, 1))
     for start in range(0, arr.shape[0], rows):
-        block = np.asarray(arr[start:start + rows])
+        block = np.asarray(arr[start : start + rows])
         ok = np.isfinite(block).reshape(block.shape[0], -1).all(axis=1)
         if not ok.all():
             bad = start + int(np.flatnonzero(~ok)[0])

@@ -24,9 +24,7 @@ def _block_facts(Xb: np.ndarray, block: RowBlock, lo: int, n_threads: int):
 
     Xb = np.ascontiguousarray(Xb)
     norms = core.row_norms(Xb, n_threads)
-    rows = sp.csr_array(
-        (block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items)
-    )
+    rows = sp.csr_array((block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items))
     deg_full = np.asarray(rows.sum(axis=1, dtype=np.float64)).ravel()  # as laplacian.degrees sums them
     cols = np.unique(block.indices)
     hi = lo + Xb.shape[0]
@@ -90,9 +88,7 @@ def _gram_task(
     indptr = np.concatenate([block.indptr, np.full(n_ext - rows, block.indptr[-1], np.int64)])
     t_ext = np.concatenate([t[lo : lo + rows], np.zeros(n_ext - rows)])
     s_ext = np.concatenate([s[lo : lo + rows], s[ext_ids]])
-    Y = core.shifted_graph_matmat(
-        X_ext, indptr, local.astype(np.int32), block.data, t_ext, s_ext, lam, n_threads
-    )
+    Y = core.shifted_graph_matmat(X_ext, indptr, local.astype(np.int32), block.data, t_ext, s_ext, lam, n_threads)
     X64 = Xb.astype(np.float64, copy=False)
     G = X64.T @ Y[:rows].astype(np.float64, copy=False)
     a = X64.T @ wa[lo : lo + rows] if wa is not None else None
@@ -151,10 +147,7 @@ def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
     n, D = arr.shape
     if bounds is None:
         bounds = [int(x) for x in np.linspace(0, n, 2 * n_workers + 1).round()]
-    futures = [
-        client.scatter(np.ascontiguousarray(arr[lo:hi]), hash=False)
-        for lo, hi in zip(bounds[:-1], bounds[1:])
-    ]
+    futures = [client.scatter(np.ascontiguousarray(arr[lo:hi]), hash=False) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return futures, bounds, n, D, arr.dtype
 
 
@@ -218,8 +211,7 @@ def recpca_gram(
     nb = len(bounds) - 1
 
     facts = [
-        client.submit(_block_facts, x, g, lo, n_threads, pure=False)
-        for x, g, lo in zip(xfut, gblocks, bounds[:-1])
+        client.submit(_block_facts, x, g, lo, n_threads, pure=False) for x, g, lo in zip(xfut, gblocks, bounds[:-1])
     ]
     facts = client.gather(facts)
     norms = np.concatenate([f[0] for f in facts])
@@ -242,9 +234,7 @@ def recpca_gram(
     t, s = t0 * r * r, s0 * r
     if center:
         s0_f = client.scatter(s0, broadcast=True, hash=False)
-        Gs = np.concatenate(
-            client.gather([client.submit(_graph_times_task, g, s0_f, pure=False) for g in gblocks])
-        )
+        Gs = np.concatenate(client.gather([client.submit(_graph_times_task, g, s0_f, pure=False) for g in gblocks]))
         u = t0 + lam * s0 * Gs
         wa, wm, c = r * u, r / n, float(u.sum())
     else:
@@ -307,8 +297,7 @@ def recpca_gram(
     level = grams
     while len(level) > 1:
         level = [
-            client.submit(_sum_task, *level[i : i + split_every], pure=False)
-            for i in range(0, len(level), split_every)
+            client.submit(_sum_task, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)
         ]
     Gm, a, mu = level[0].result()
     if center:

@@ -14,8 +14,21 @@ from .synthetic import SyntheticCatalogue, make_synthetic_catalogue
 from .text import embed_texts
 
 __all__ = [
-    "BUILTIN_DATASETS", "Dataset", "LeaveOneOutSplit", "Sequences", "SyntheticCatalogue",
-    "check_embeddings", "embed_texts", "kcore_filter", "leave_one_out", "load_dataset",
-    "load_embeddings", "load_interactions", "load_item_text", "load_recbole_atomic",
-    "load_sequence_file", "make_synthetic_catalogue", "shared_data_dir",
+    "BUILTIN_DATASETS",
+    "Dataset",
+    "LeaveOneOutSplit",
+    "Sequences",
+    "SyntheticCatalogue",
+    "check_embeddings",
+    "embed_texts",
+    "kcore_filter",
+    "leave_one_out",
+    "load_dataset",
+    "load_embeddings",
+    "load_interactions",
+    "load_item_text",
+    "load_recbole_atomic",
+    "load_sequence_file",
+    "make_synthetic_catalogue",
+    "shared_data_dir",
 ]

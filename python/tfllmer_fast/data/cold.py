@@ -52,15 +52,15 @@ def read_item_list(path, item_keys=None, n_items: int | None = None) -> np.ndarr
         index = {str(k): i for i, k in enumerate(np.asarray(item_keys).tolist())}
         unknown = [k for k in keys if k not in index]
         if unknown:
-            raise ValueError(f"{path}: unknown item id(s) {', '.join(unknown[:5])} (ids are "
-                             "the data's item keys)")
+            raise ValueError(f"{path}: unknown item id(s) {', '.join(unknown[:5])} (ids are the data's item keys)")
         ids = np.array([index[k] for k in keys], dtype=np.int64)
     else:
         try:
             ids = np.array([int(k) for k in keys], dtype=np.int64)
         except ValueError:
-            raise ValueError(f"{path}: the data has no item keys, so ids must be 0-based "
-                             "item indices (integers)") from None
+            raise ValueError(
+                f"{path}: the data has no item keys, so ids must be 0-based item indices (integers)"
+            ) from None
         bad = ids[(ids < 0) | (ids >= (n_items if n_items is not None else np.inf))]
         if bad.size:
             raise ValueError(f"{path}: item index {int(bad[0])} outside 0..{n_items - 1}")
@@ -78,8 +78,7 @@ def drop_items(seqs: Sequences, items) -> Sequences:
     user = np.repeat(np.arange(seqs.n_users), seqs.lengths)
     offsets = np.zeros(seqs.n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user[keep], minlength=seqs.n_users), out=offsets[1:])
-    return Sequences(offsets, seqs.items[keep], seqs.n_items, user_ids=seqs.user_ids,
-                     item_ids=seqs.item_ids)
+    return Sequences(offsets, seqs.items[keep], seqs.n_items, user_ids=seqs.user_ids, item_ids=seqs.item_ids)
 
 
 def cold_start_split(split: LeaveOneOutSplit, cold) -> LeaveOneOutSplit:
@@ -92,8 +91,7 @@ def cold_start_split(split: LeaveOneOutSplit, cold) -> LeaveOneOutSplit:
         raise ValueError("every item is cold: nothing is left to train on")
     if split.cold_items is not None:
         raise ValueError("the split already has cold items")
-    return replace(split, train=drop_items(split.train, cold), eval_history=split.train,
-                   cold_items=cold)
+    return replace(split, train=drop_items(split.train, cold), eval_history=split.train, cold_items=cold)
 
 
 def head_items(counts, head_share: float = 0.2, *, candidates=None) -> np.ndarray:
@@ -110,7 +108,7 @@ def head_items(counts, head_share: float = 0.2, *, candidates=None) -> np.ndarra
     total = int(c.sum())
     if total == 0:
         return head
-    order = np.lexsort((np.arange(c.size), -c))   # count descending, then id
+    order = np.lexsort((np.arange(c.size), -c))  # count descending, then id
     cum = np.cumsum(c[order])
     n_head = int(np.searchsorted(cum, head_share * total, side="left")) + 1
     head[order[:n_head]] = True

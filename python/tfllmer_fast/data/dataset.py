@@ -28,8 +28,10 @@ class Dataset:
         if self.embeddings is not None:
             emb = self.embeddings
             if emb.ndim != 2 or emb.shape[0] != n:
-                raise ValueError(f"{self.name}: {emb.shape[0] if emb.ndim else 0} embedding rows "
-                                 f"(shape {emb.shape}) for {n} items: one row per item expected")
+                raise ValueError(
+                    f"{self.name}: {emb.shape[0] if emb.ndim else 0} embedding rows "
+                    f"(shape {emb.shape}) for {n} items: one row per item expected"
+                )
             if emb.dtype != np.float32:
                 self.embeddings = np.asarray(emb, dtype=np.float32)
             check_finite_rows(self.embeddings, f"{self.name} embeddings")

@@ -14,14 +14,21 @@ def check_embeddings(embeddings, n_items: int) -> np.ndarray:
     """A finite (n_items, D) float array, or a clear error."""
     X = check_float_matrix(embeddings, "embeddings")
     if X.shape[0] != n_items:
-        raise ValueError(f"embeddings have {X.shape[0]} rows but the data has {n_items} items "
-                         "(row i must be item i)")
+        raise ValueError(f"embeddings have {X.shape[0]} rows but the data has {n_items} items (row i must be item i)")
     return X
 
 
-def load_embeddings(path, *, item_ids=None, mmap: bool = True, dtype=None,
-                    n_items: int | None = None, dim: int | None = None,
-                    row_keys=None, key: str | None = None) -> np.ndarray:
+def load_embeddings(
+    path,
+    *,
+    item_ids=None,
+    mmap: bool = True,
+    dtype=None,
+    n_items: int | None = None,
+    dim: int | None = None,
+    row_keys=None,
+    key: str | None = None,
+) -> np.ndarray:
     """Item embeddings from ``.npy`` (memory-mapped by default), ``.npz`` or raw ``.f32``.
 
     Parameters
@@ -77,11 +84,13 @@ def load_embeddings(path, *, item_ids=None, mmap: bool = True, dtype=None,
         if n_floats % dim:
             raise ValueError(f"{path}: {n_floats} floats is not a multiple of dim={dim}")
         shape = (n_floats // dim, dim)
-        emb = (np.memmap(path, dtype=np.float32, mode="r", shape=shape) if mmap
-               else np.fromfile(path, dtype=np.float32).reshape(shape))
+        emb = (
+            np.memmap(path, dtype=np.float32, mode="r", shape=shape)
+            if mmap
+            else np.fromfile(path, dtype=np.float32).reshape(shape)
+        )
     else:
-        raise ValueError(f"{path}: unknown embedding format {suffix!r} (use .npy, .npz or "
-                         ".f32)")
+        raise ValueError(f"{path}: unknown embedding format {suffix!r} (use .npy, .npz or .f32)")
     if emb.ndim != 2:
         raise ValueError(f"{path}: embeddings must be 2-D (n_items, dim), got {emb.shape}")
     if emb.dtype.kind != "f":
@@ -90,8 +99,9 @@ def load_embeddings(path, *, item_ids=None, mmap: bool = True, dtype=None,
         rows = _alignment_rows(item_ids, row_keys, emb.shape[0], path)
         emb = emb[rows]
     if n_items is not None and emb.shape[0] != n_items:
-        raise ValueError(f"{path}: {emb.shape[0]} embedding rows but the dataset has "
-                         f"{n_items} items (one row per item expected)")
+        raise ValueError(
+            f"{path}: {emb.shape[0]} embedding rows but the dataset has {n_items} items (one row per item expected)"
+        )
     if dtype is not None:
         emb = emb.astype(dtype, copy=False)
     check_finite_rows(emb, str(path))
@@ -111,9 +121,11 @@ def _alignment_rows(item_ids, row_keys, n_rows: int, path) -> np.ndarray:
         except ValueError as e:
             raise ValueError(f"{path}: {str(e).replace('item_ids', 'row_keys')}") from None
     if item_ids.dtype.kind not in "iu":
-        raise ValueError("item_ids must be integer row indices (or pass row_keys= to look "
-                         f"raw keys up), got dtype {item_ids.dtype}")
+        raise ValueError(
+            f"item_ids must be integer row indices (or pass row_keys= to look raw keys up), got dtype {item_ids.dtype}"
+        )
     if item_ids.size and (item_ids.min() < 0 or item_ids.max() >= n_rows):
-        raise ValueError(f"{path}: item_ids point at rows {item_ids.min()}..{item_ids.max()}"
-                         f" but the file has rows 0..{n_rows - 1}")
+        raise ValueError(
+            f"{path}: item_ids point at rows {item_ids.min()}..{item_ids.max()} but the file has rows 0..{n_rows - 1}"
+        )
     return item_ids.astype(np.int64)

@@ -18,6 +18,7 @@ from .sequences import Sequences
 
 # ---------------------------------------------------------------- sequence files
 
+
 def load_sequence_file(path, *, n_items: int | None = None) -> Sequences:
     """Read a one-user-per-line file ``user_id item_id item_id ...`` (1-based item ids).
 
@@ -40,11 +41,11 @@ def load_sequence_file(path, *, n_items: int | None = None) -> Sequences:
             try:
                 ids = [int(t) for t in tok[1:]]
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: item ids must be integers, got "
-                                 f"{line.strip()[:80]!r}") from None
+                raise ValueError(f"{path}:{lineno}: item ids must be integers, got {line.strip()[:80]!r}") from None
             if min(ids) < 1:
-                raise ValueError(f"{path}:{lineno}: item id {min(ids)} < 1 (ids in sequence "
-                                 "files are 1-based; 0 is padding)")
+                raise ValueError(
+                    f"{path}:{lineno}: item id {min(ids)} < 1 (ids in sequence files are 1-based; 0 is padding)"
+                )
             users.append(tok[0])
             lengths.append(len(ids))
             items.extend(ids)
@@ -70,9 +71,15 @@ def _maybe_int(keys: list[str]) -> np.ndarray:
 
 # ---------------------------------------------------------------- interaction tables
 
-def load_interactions(path_or_df, user_col: str = "user_id", item_col: str = "item_id",
-                      time_col: str | None = "timestamp", sep: str | None = None,
-                      **read_kwargs) -> Sequences:
+
+def load_interactions(
+    path_or_df,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = "timestamp",
+    sep: str | None = None,
+    **read_kwargs,
+) -> Sequences:
     """Sequences from a (user, item, timestamp) table: CSV/TSV/Parquet file or DataFrame.
 
     Parameters
@@ -108,16 +115,14 @@ def load_interactions(path_or_df, user_col: str = "user_id", item_col: str = "it
         _check_non_negative_ids(df[col], col)
     ts = df[time_col] if time_col is not None and time_col in df.columns else None
     pd = _import_pandas()
-    if ts is not None and not (pd.api.types.is_numeric_dtype(ts)
-                               or pd.api.types.is_datetime64_any_dtype(ts)):
+    if ts is not None and not (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_datetime64_any_dtype(ts)):
         try:  # e.g. ISO date strings in a CSV
             try:
                 ts = pd.to_datetime(ts, format="mixed")
             except TypeError:  # pandas < 2 has no format="mixed"
                 ts = pd.to_datetime(ts)
         except (ValueError, TypeError) as e:
-            raise ValueError(f"column {time_col!r} is neither numeric nor parseable as "
-                             "dates") from e
+            raise ValueError(f"column {time_col!r} is neither numeric nor parseable as dates") from e
     return Sequences.from_interactions(df[user_col], df[item_col], ts)
 
 
@@ -127,8 +132,10 @@ def _check_non_negative_ids(column, name: str) -> None:
     values = column.to_numpy()
     if values.dtype.kind == "i" and values.size and values.min() < 0:
         row = int((values < 0).argmax())
-        raise ValueError(f"column {name!r} has a negative id ({values[row]}) at data row {row}; "
-                         "ids must be >= 0 (remove or fix those rows)")
+        raise ValueError(
+            f"column {name!r} has a negative id ({values[row]}) at data row {row}; "
+            "ids must be >= 0 (remove or fix those rows)"
+        )
 
 
 def _read_table(path_or_df, sep, read_kwargs):
@@ -161,9 +168,15 @@ def _import_pandas():
 _INT_RE = re.compile(r"^-?\d+$")
 
 
-def load_recbole_atomic(inter_path, item_path=None, *, user_field: str = "user_id",
-                        item_field: str = "item_id", time_field: str = "timestamp",
-                        text_fields=None) -> Dataset:
+def load_recbole_atomic(
+    inter_path,
+    item_path=None,
+    *,
+    user_field: str = "user_id",
+    item_field: str = "item_id",
+    time_field: str = "timestamp",
+    text_fields=None,
+) -> Dataset:
     """A Dataset from RecBole atomic files (``.inter`` and optionally ``.item``).
 
     Headers are typed, ``name:type`` (``token``, ``token_seq``, ``float``, ``float_seq``),
@@ -182,8 +195,7 @@ def load_recbole_atomic(inter_path, item_path=None, *, user_field: str = "user_i
     if len(inter[user_field]) == 0:
         raise ValueError(f"{inter_path}: no interactions")
     ts = inter.get(time_field)
-    seqs = Sequences.from_interactions(_token_keys(inter[user_field]),
-                                       _token_keys(inter[item_field]), ts)
+    seqs = Sequences.from_interactions(_token_keys(inter[user_field]), _token_keys(inter[item_field]), ts)
     if item_path is None:
         guess = inter_path.with_suffix(".item")
         item_path = guess if guess.is_file() else None
@@ -193,11 +205,11 @@ def load_recbole_atomic(inter_path, item_path=None, *, user_field: str = "user_i
         if item_field not in table:
             raise ValueError(f"{item_path}: no {item_field!r} field; fields are {list(table)}")
         if text_fields is None:
-            text_fields = [f for f, t in table.types.items()
-                           if f != item_field and t in ("token", "token_seq")]
+            text_fields = [f for f, t in table.types.items() if f != item_field and t in ("token", "token_seq")]
         keys = _token_keys(table[item_field])
-        joined = [". ".join(str(table[f][r]) for f in text_fields if str(table[f][r]).strip())
-                  for r in range(len(keys))]
+        joined = [
+            ". ".join(str(table[f][r]) for f in text_fields if str(table[f][r]).strip()) for r in range(len(keys))
+        ]
         lookup = dict(zip(keys.tolist(), joined))
         texts = [lookup.get(k, "") for k in seqs.item_ids.tolist()]
     return Dataset(name=inter_path.stem, sequences=seqs, embeddings=None, item_text=texts)
@@ -217,8 +229,9 @@ def _read_atomic(path: Path) -> _AtomicTable:
         for col in header.split("\t"):
             name, _, typ = col.partition(":")
             if typ not in ("token", "token_seq", "float", "float_seq"):
-                raise ValueError(f"{path}: header field {col!r} is not 'name:type' with type "
-                                 "token, token_seq, float or float_seq")
+                raise ValueError(
+                    f"{path}: header field {col!r} is not 'name:type' with type token, token_seq, float or float_seq"
+                )
             names.append(name)
             types.append(typ)
         cols: list[list[str]] = [[] for _ in names]
@@ -228,8 +241,7 @@ def _read_atomic(path: Path) -> _AtomicTable:
                 continue
             parts = line.split("\t")
             if len(parts) != len(names):
-                raise ValueError(f"{path}:{lineno}: {len(parts)} fields, header has "
-                                 f"{len(names)}")
+                raise ValueError(f"{path}:{lineno}: {len(parts)} fields, header has {len(names)}")
             for c, v in zip(cols, parts):
                 c.append(v)
     table = _AtomicTable()
@@ -239,8 +251,7 @@ def _read_atomic(path: Path) -> _AtomicTable:
             try:
                 table[name] = np.asarray(c, dtype=np.float64)
             except ValueError:
-                raise ValueError(f"{path}: field {name!r} is typed float but holds "
-                                 "non-numbers") from None
+                raise ValueError(f"{path}: field {name!r} is typed float but holds non-numbers") from None
         else:
             table[name] = c
     return table
@@ -255,6 +266,7 @@ def _token_keys(values) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- item text
+
 
 def load_item_text(path) -> list[str]:
     """Item texts from a TSV with header ``item_id<TAB>raw_key<TAB>text`` (1-based ids).
@@ -273,8 +285,7 @@ def read_item_table(path: Path):
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").rstrip("\r").split("\t")
         if "item_id" not in header or "text" not in header:
-            raise ValueError(f"{path}: header must name 'item_id' and 'text' columns (tab-"
-                             f"separated), got {header}")
+            raise ValueError(f"{path}: header must name 'item_id' and 'text' columns (tab-separated), got {header}")
         i_id, i_text = header.index("item_id"), header.index("text")
         i_key = header.index("raw_key") if "raw_key" in header else None
         ids, keys, texts = [], [], []
@@ -287,8 +298,7 @@ def read_item_table(path: Path):
             try:
                 ids.append(int(parts[i_id]))
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: item_id {parts[i_id]!r} is not an "
-                                 "integer") from None
+                raise ValueError(f"{path}:{lineno}: item_id {parts[i_id]!r} is not an integer") from None
             keys.append(parts[i_key] if i_key is not None else parts[i_id])
             texts.append(parts[i_text])
     if not ids:

@@ -42,15 +42,19 @@ def factorize_sorted(keys: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarra
             try:
                 code, uniq = pd.factorize(keys, sort=True)
             except TypeError as e:
-                raise TypeError(f"{what} keys cannot be sorted (mixed types?); convert them "
-                                "to one type first, or pass item_ids= to fix the item "
-                                "order") from e
+                raise TypeError(
+                    f"{what} keys cannot be sorted (mixed types?); convert them "
+                    "to one type first, or pass item_ids= to fix the item "
+                    "order"
+                ) from e
             return np.asarray(uniq, dtype=keys.dtype), code.astype(np.int64)
     try:
         uniq, code = np.unique(keys, return_inverse=True)
     except TypeError as e:
-        raise TypeError(f"{what} keys cannot be sorted (mixed types?); convert them to one "
-                        "type first, or pass item_ids= to fix the item order") from e
+        raise TypeError(
+            f"{what} keys cannot be sorted (mixed types?); convert them to one "
+            "type first, or pass item_ids= to fix the item order"
+        ) from e
     return uniq, code.reshape(-1).astype(np.int64)
 
 
@@ -68,8 +72,7 @@ def lookup_keys(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
     ok = (pos < st.size) & (st[pos_c] == keys)
     if not ok.all():
         bad = keys[np.flatnonzero(~ok)[0]]
-        raise ValueError(f"item {bad!r} is not in item_ids ({int((~ok).sum())} interaction(s) "
-                         "with unknown items)")
+        raise ValueError(f"item {bad!r} is not in item_ids ({int((~ok).sum())} interaction(s) with unknown items)")
     return sorter[pos_c].astype(np.int64)
 
 

@@ -28,8 +28,7 @@ EMBEDDING_FILES = {
 }
 
 
-def load_dataset(name_or_path, *, embeddings="minilm", kcore=None,
-                 synthetic: dict | None = None) -> Dataset:
+def load_dataset(name_or_path, *, embeddings="minilm", kcore=None, synthetic: dict | None = None) -> Dataset:
     """Load a named dataset, the synthetic catalogue, or a folder/file of your own.
 
     Parameters
@@ -72,11 +71,11 @@ def _load_unfiltered(name_or_path, embeddings, synthetic: dict) -> Dataset:
     if isinstance(name_or_path, str) and name_or_path in BUILTIN_DATASETS:
         root = shared_data_dir()
         if root is None or not (root / name_or_path).is_dir():
-            where = (where_data_is_looked_for() if root is None
-                     else f"{root} has no {name_or_path}/")
+            where = where_data_is_looked_for() if root is None else f"{root} has no {name_or_path}/"
             raise FileNotFoundError(
                 f"dataset {name_or_path!r} not found ({where}): set TFLLMER_DATA to the folder "
-                f"that holds {name_or_path}/")
+                f"that holds {name_or_path}/"
+            )
         return _load_folder(root / name_or_path, embeddings, name=name_or_path)
     path = Path(name_or_path)
     if path.is_dir():
@@ -98,7 +97,8 @@ def _load_unfiltered(name_or_path, embeddings, synthetic: dict) -> Dataset:
         return _attach(ds, None if embeddings == "minilm" else embeddings, path.parent)
     raise FileNotFoundError(
         f"unknown dataset {str(name_or_path)!r}: not one of {', '.join(BUILTIN_DATASETS)}, "
-        "'synthetic', nor an existing folder or file")
+        "'synthetic', nor an existing folder or file"
+    )
 
 
 def _load_folder(folder: Path, embeddings, name: str) -> Dataset:
@@ -116,8 +116,7 @@ def _load_folder(folder: Path, embeddings, name: str) -> Dataset:
     if keys is not None:
         missing = np.flatnonzero(np.equal(keys, None))
         keys[missing] = [str(i + 1) for i in missing]
-        seqs = Sequences(seqs.offsets, seqs.items, seqs.n_items, user_ids=seqs.user_ids,
-                         item_ids=keys)
+        seqs = Sequences(seqs.offsets, seqs.items, seqs.n_items, user_ids=seqs.user_ids, item_ids=keys)
     return _attach(Dataset(name, seqs, None, texts), embeddings, folder)
 
 
@@ -129,8 +128,9 @@ def _attach(ds: Dataset, embeddings, folder: Path) -> Dataset:
         fname, dim = EMBEDDING_FILES[embeddings]
         path = folder / fname
         if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: embeddings={embeddings!r} needs it "
-                                    "(pass embeddings=None or a file path)")
+            raise FileNotFoundError(
+                f"{path} not found: embeddings={embeddings!r} needs it (pass embeddings=None or a file path)"
+            )
     else:
         path = Path(embeddings)
         if not path.is_file() and not path.is_absolute() and (folder / path).is_file():

@@ -25,11 +25,13 @@ def shared_data_dir() -> Path | None:
     if env:
         folder = Path(env).expanduser()
         if not folder.is_dir():
-            raise FileNotFoundError(f"{DATA_ENV}={env} is not a folder: set it to the folder "
-                                    f"that holds {', '.join(_MARKERS)}")
+            raise FileNotFoundError(
+                f"{DATA_ENV}={env} is not a folder: set it to the folder that holds {', '.join(_MARKERS)}"
+            )
         if not _holds_data(folder):
-            raise FileNotFoundError(f"{DATA_ENV}={env} holds none of {', '.join(_MARKERS)}: set "
-                                    "it to the folder that holds them")
+            raise FileNotFoundError(
+                f"{DATA_ENV}={env} holds none of {', '.join(_MARKERS)}: set it to the folder that holds them"
+            )
         return folder
     cwd = Path.cwd()
     for base in (cwd, *cwd.parents):

@@ -28,8 +28,9 @@ def gather_segments(items: np.ndarray, starts: np.ndarray, lengths: np.ndarray) 
     return items[np.repeat(np.asarray(starts, dtype=np.int64), lengths) + segment_ranks(lengths)]
 
 
-def right_aligned_rows(seqs: Sequences, users: np.ndarray, start: np.ndarray,
-                       length: np.ndarray, width: int) -> np.ndarray:
+def right_aligned_rows(
+    seqs: Sequences, users: np.ndarray, start: np.ndarray, length: np.ndarray, width: int
+) -> np.ndarray:
     """Row r holds items ``start[r] .. start[r] + length[r] - 1`` of user ``users[r]``'s
     history, right-aligned in ``width`` columns, as ids shifted by +1 (0 = padding): the
     input layout of the torch models."""
@@ -69,8 +70,7 @@ class Sequences:
             raise ValueError(f"offsets[-1] = {offsets[-1]} but there are {items.size} items")
         if items.size and (items.min() < 0 or items.max() >= self.n_items):
             raise ValueError(
-                f"item ids must lie in 0..n_items-1 = 0..{self.n_items - 1}, "
-                f"found {items.min()}..{items.max()}"
+                f"item ids must lie in 0..n_items-1 = 0..{self.n_items - 1}, found {items.min()}..{items.max()}"
             )
         object.__setattr__(self, "offsets", offsets)
         object.__setattr__(self, "items", items)
@@ -97,8 +97,9 @@ class Sequences:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(lengths.size + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        items = (np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
-                 if lengths.sum() else np.zeros(0, np.int64))
+        items = (
+            np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs]) if lengths.sum() else np.zeros(0, np.int64)
+        )
         if items.size and (items.min() < 0 or items.max() > np.iinfo(np.int32).max):
             raise ValueError("item ids must be non-negative and fit in int32")
         if n_items is None:
@@ -109,8 +110,7 @@ class Sequences:
         return [self.user(u).tolist() for u in range(self.n_users)]
 
     @classmethod
-    def from_interactions(cls, users, items, timestamps=None, *, n_items=None,
-                          item_ids=None) -> Sequences:
+    def from_interactions(cls, users, items, timestamps=None, *, n_items=None, item_ids=None) -> Sequences:
         """Build chronological sequences from an interaction log (one row per event).
 
         Parameters
@@ -150,11 +150,13 @@ class Sequences:
             item_code = lookup_keys(item_keys, items)
         elif n_items is not None:
             if items.dtype.kind not in "iu":
-                raise TypeError("with n_items (and no item_ids), items must be 0-based "
-                                f"integer ids, got dtype {items.dtype}")
+                raise TypeError(
+                    f"with n_items (and no item_ids), items must be 0-based integer ids, got dtype {items.dtype}"
+                )
             if items.min() < 0 or items.max() >= n_items:
-                raise ValueError(f"item ids must lie in 0..n_items-1 = 0..{n_items - 1}, "
-                                 f"found {items.min()}..{items.max()}")
+                raise ValueError(
+                    f"item ids must lie in 0..n_items-1 = 0..{n_items - 1}, found {items.min()}..{items.max()}"
+                )
             item_keys, item_code = None, items.astype(np.int64)
         else:
             item_keys, item_code = factorize_sorted(items, "item")
@@ -168,8 +170,7 @@ class Sequences:
         offsets = np.zeros(user_keys.size + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         n = item_keys.size if item_keys is not None else int(n_items)
-        return cls(offsets, item_code[order].astype(np.int32), n,
-                   user_ids=user_keys, item_ids=item_keys)
+        return cls(offsets, item_code[order].astype(np.int32), n, user_ids=user_keys, item_ids=item_keys)
 
     @classmethod
     def from_user_item_matrix(cls, M, order=None) -> Sequences:
@@ -208,12 +209,10 @@ class Sequences:
             m_key = rows * n_items + items
             pos = np.searchsorted(o_key, m_key)
             pos_c = np.minimum(pos, max(o_key.size - 1, 0))
-            found = (pos < o_key.size) & (o_key[pos_c] == m_key) if o_key.size else \
-                np.zeros(m_key.size, bool)
+            found = (pos < o_key.size) & (o_key[pos_c] == m_key) if o_key.size else np.zeros(m_key.size, bool)
             if not found.all():
                 k = int(np.flatnonzero(~found)[0])
-                raise ValueError(f"order has no entry at ({rows[k]}, {items[k]}), "
-                                 "a non-zero of M")
+                raise ValueError(f"order has no entry at ({rows[k]}, {items[k]}), a non-zero of M")
             key = as_time_array(o_val[pos_c], m_key.size, name="order")
             perm = np.lexsort((key, rows))  # rows already sorted; ties keep column order
             items = items[perm]
@@ -236,8 +235,9 @@ class Sequences:
         offsets = np.zeros(self.n_users + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         item_ids = None if self.item_ids is None else np.asarray(self.item_ids)[keep]
-        return Sequences(offsets, mapped[mask].astype(np.int32), int(keep.size),
-                         user_ids=self.user_ids, item_ids=item_ids)
+        return Sequences(
+            offsets, mapped[mask].astype(np.int32), int(keep.size), user_ids=self.user_ids, item_ids=item_ids
+        )
 
     def subset_users(self, keep) -> Sequences:
         """Only the users ``keep`` (indices, in the given order, or a boolean mask)."""
@@ -254,8 +254,7 @@ class Sequences:
         np.cumsum(lengths, out=offsets[1:])
         items = gather_segments(self.items, starts, lengths)
         user_ids = None if self.user_ids is None else np.asarray(self.user_ids)[keep]
-        return Sequences(offsets, items, self.n_items, user_ids=user_ids,
-                         item_ids=self.item_ids)
+        return Sequences(offsets, items, self.n_items, user_ids=user_ids, item_ids=self.item_ids)
 
 
 @dataclass(frozen=True)
@@ -313,8 +312,7 @@ def leave_one_out(seqs: Sequences, min_length: int = 3) -> LeaveOneOutSplit:
     )
 
 
-def kcore_filter(seqs: Sequences, k_user: int = 5, k_item: int = 5
-                 ) -> tuple[Sequences, np.ndarray]:
+def kcore_filter(seqs: Sequences, k_user: int = 5, k_item: int = 5) -> tuple[Sequences, np.ndarray]:
     """Iterated k-core: drop users with < ``k_user`` and items with < ``k_item`` interactions.
 
     Counts are interactions (a repeated item counts each time). Removing items shortens
@@ -347,21 +345,21 @@ def kcore_filter(seqs: Sequences, k_user: int = 5, k_item: int = 5
     kept_items = np.flatnonzero(item_count > 0)
     kept_users = np.flatnonzero(user_count > 0)
     if kept_users.size == 0:
-        raise ValueError(f"the ({k_user}, {k_item})-core is empty: no user and item "
-                         "meet the thresholds")
+        raise ValueError(f"the ({k_user}, {k_item})-core is empty: no user and item meet the thresholds")
     base = seqs
     if base.user_ids is None:
-        base = Sequences(base.offsets, base.items, base.n_items,
-                         user_ids=np.arange(base.n_users), item_ids=base.item_ids)
+        base = Sequences(
+            base.offsets, base.items, base.n_items, user_ids=np.arange(base.n_users), item_ids=base.item_ids
+        )
     if base.item_ids is None:
-        base = Sequences(base.offsets, base.items, base.n_items,
-                         user_ids=base.user_ids, item_ids=np.arange(base.n_items))
+        base = Sequences(
+            base.offsets, base.items, base.n_items, user_ids=base.user_ids, item_ids=np.arange(base.n_items)
+        )
     # Keep alive interactions only, then renumber items and drop emptied users.
     lengths = np.bincount(user_of[alive], minlength=seqs.n_users)
     offsets = np.zeros(seqs.n_users + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    pruned = Sequences(offsets, seqs.items[alive], seqs.n_items,
-                       user_ids=base.user_ids, item_ids=base.item_ids)
+    pruned = Sequences(offsets, seqs.items[alive], seqs.n_items, user_ids=base.user_ids, item_ids=base.item_ids)
     out = pruned.subset_items(kept_items).subset_users(kept_users)
     return out, kept_items.astype(np.int64)
 

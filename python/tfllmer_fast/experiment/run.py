@@ -36,10 +36,12 @@ def load_run_data(config: Config, *, embeddings: bool | None = None) -> Dataset:
         raise ValueError("item embeddings are needed here but embeddings is none")
     synthetic = None
     if config.dataset == "synthetic":
-        synthetic = dict(n_users=config.synthetic_users, n_items=config.synthetic_items,
-                         dim=config.synthetic_dim, seed=0)
-    return load_dataset(config.dataset, embeddings=config.embeddings if embeddings else None,
-                        kcore=config.kcore, synthetic=synthetic)
+        synthetic = dict(
+            n_users=config.synthetic_users, n_items=config.synthetic_items, dim=config.synthetic_dim, seed=0
+        )
+    return load_dataset(
+        config.dataset, embeddings=config.embeddings if embeddings else None, kcore=config.kcore, synthetic=synthetic
+    )
 
 
 def make_split(seqs: Sequences) -> LeaveOneOutSplit:
@@ -50,9 +52,11 @@ def make_split(seqs: Sequences) -> LeaveOneOutSplit:
     split = leave_one_out(seqs)
     if n_short:
         empty = int((seqs.lengths == 0).sum())
-        warnings.warn(f"{n_short} user(s) with fewer than 3 interactions ({empty} empty) are "
-                      "left out (leave-one-out needs train, validation and test items)",
-                      stacklevel=2)
+        warnings.warn(
+            f"{n_short} user(s) with fewer than 3 interactions ({empty} empty) are "
+            "left out (leave-one-out needs train, validation and test items)",
+            stacklevel=2,
+        )
     return split
 
 
@@ -102,9 +106,18 @@ class RunResult(Mapping):
         return self.trainer.model
 
 
-def run_experiment(config: Config, *, data: Dataset | None = None, split=None,
-                   output_dir=None, item_table=None, graph=None, resume: bool = True,
-                   callbacks=(), projection: dict | None = None) -> RunResult:
+def run_experiment(
+    config: Config,
+    *,
+    data: Dataset | None = None,
+    split=None,
+    output_dir=None,
+    item_table=None,
+    graph=None,
+    resume: bool = True,
+    callbacks=(),
+    projection: dict | None = None,
+) -> RunResult:
     """Train and evaluate one configuration.
 
     Parameters
@@ -132,12 +145,10 @@ def run_experiment(config: Config, *, data: Dataset | None = None, split=None,
     torch's CPU thread count is ``config.threads`` during the run and restored after.
     """
     with cpu_threads(config.threads) as threads:
-        return _run(config, data, split, output_dir, item_table, graph, resume, callbacks,
-                    threads, projection)
+        return _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads, projection)
 
 
-def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads,
-         projection):
+def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, threads, projection):
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     device = resolve_device(config.device)
@@ -147,8 +158,7 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     if split is None:
         split = make_run_split(config, data)
     elif (config.cold_items or config.cold_items_from) and split.cold_items is None:
-        raise ValueError("the config asks for cold items but the given split has none: "
-                         "build it with make_run_split")
+        raise ValueError("the config asks for cold items but the given split has none: build it with make_run_split")
     timings["data_s"] = time.perf_counter() - t
     n_items = split.n_items
     if data.embeddings is not None:
@@ -159,24 +169,41 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     if item_table is None:
         projection = {}
         item_table = initial_item_table(
-            config.init, data.embeddings, split, config.hidden, lam=config.lam,
-            window=config.graph_window, weighting=config.graph_weighting, graph=graph,
-            normalize_llm=config.normalize_llm, scale=config.init_scale,
-            init_std=config.init_std, n_threads=config.threads, timings=timings,
-            projection=projection)
+            config.init,
+            data.embeddings,
+            split,
+            config.hidden,
+            lam=config.lam,
+            window=config.graph_window,
+            weighting=config.graph_weighting,
+            graph=graph,
+            normalize_llm=config.normalize_llm,
+            scale=config.init_scale,
+            init_std=config.init_std,
+            n_threads=config.threads,
+            timings=timings,
+            projection=projection,
+        )
     timings["init_s"] = time.perf_counter() - t
     model = build_model(config, n_items)
     if item_table is not None:
         model.set_item_table(item_table)
 
     out = Path(output_dir) if output_dir is not None else None
-    trainer = Trainer(model, split, config, device=device,
-                      checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
-                      callbacks=callbacks)
+    trainer = Trainer(
+        model,
+        split,
+        config,
+        device=device,
+        checkpoint_path=out / "checkpoint.pt" if out else None,
+        resume=resume,
+        callbacks=callbacks,
+    )
     attach_item_state(trainer, data, split, item_table, projection)
     fit = trainer.fit()
-    return finish_run(config, data, split, trainer, fit, timings, threads, t_start,
-                      item_table=item_table, projection=projection)
+    return finish_run(
+        config, data, split, trainer, fit, timings, threads, t_start, item_table=item_table, projection=projection
+    )
 
 
 def attach_item_state(trainer, data, split, item_table, projection) -> None:
@@ -184,17 +211,21 @@ def attach_item_state(trainer, data, split, item_table, projection) -> None:
     kept in its checkpoint for adding items later."""
     n_items = split.n_items
     keys = data.sequences.item_ids
-    trainer.extra_state["items"] = to_checkpoint_values({
-        "n_items": n_items,
-        "known_ids": [str(k) for k in (keys if keys is not None else range(n_items))],
-        "cold_items": [] if split.cold_items is None else split.cold_items.tolist(),
-        **({"projection": projection} if item_table is not None and projection else {})})
+    trainer.extra_state["items"] = to_checkpoint_values(
+        {
+            "n_items": n_items,
+            "known_ids": [str(k) for k in (keys if keys is not None else range(n_items))],
+            "cold_items": [] if split.cold_items is None else split.cold_items.tolist(),
+            **({"projection": projection} if item_table is not None and projection else {}),
+        }
+    )
 
 
-def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_start: float,
-               *, item_table=None, projection=None) -> RunResult:
+def finish_run(
+    config, data, split, trainer, fit, timings: dict, threads, t_start: float, *, item_table=None, projection=None
+) -> RunResult:
     """Final evaluation of a trained ``trainer`` (best state restored) and the results
-    record of the run; shared by lone runs and runs trained in a group."""
+    record of the run."""
     device = trainer.device
     n_items = split.n_items
     t = time.perf_counter()
@@ -209,7 +240,8 @@ def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_star
             warm[split.cold_items] = False
         amap = fit_aligned_map(trainer, item_table, warm=warm, seed=config.seed)
         trainer.extra_state["items"]["aligned"] = to_checkpoint_values(
-            {k: amap[k] for k in ("W", "b", "lam", "lam_rel")})
+            {k: amap[k] for k in ("W", "b", "lam", "lam_rel")}
+        )
         trainer.save_checkpoint()
         aligned_info = {k: amap[k] for k in ("lam", "lam_rel", "n_holdout_targets", "metric")}
         aligned_info["valid_scores"] = {format(k, "g"): v for k, v in amap["scores"].items()}
@@ -232,25 +264,35 @@ def finish_run(config, data, split, trainer, fit, timings: dict, threads, t_star
     eval_s = [h["eval_s"] for h in fit.history if "eval_s" in h]
     session_s = time.perf_counter() - t_start
     # Epochs trained by earlier invocations (resume) count in total_s too.
-    earlier_s = sum(h["train_s"] + h.get("eval_s", 0.0)
-                    for h in fit.history[:trainer.resumed_from_epoch])
-    timings.update(train_s=fit.train_time_s, valid_eval_s=fit.eval_time_s,
-                   per_epoch_s=float(np.median(epoch_s)) if epoch_s else None,
-                   per_eval_s=float(np.median(eval_s)) if eval_s else None,
-                   session_s=session_s, total_s=session_s + earlier_s)
+    earlier_s = sum(h["train_s"] + h.get("eval_s", 0.0) for h in fit.history[: trainer.resumed_from_epoch])
+    timings.update(
+        train_s=fit.train_time_s,
+        valid_eval_s=fit.eval_time_s,
+        per_epoch_s=float(np.median(epoch_s)) if epoch_s else None,
+        per_eval_s=float(np.median(eval_s)) if eval_s else None,
+        session_s=session_s,
+        total_s=session_s + earlier_s,
+    )
     results = {
         "label": config.label,
         "config": config.to_dict(),
-        "dataset": {"name": data.name, "n_users": split.train.n_users, "n_items": n_items,
-                    "n_interactions": int(data.sequences.n_interactions),
-                    "n_train_windows": int(trainer.windows.shape[0]),
-                    "n_train_targets": trainer.n_targets},
+        "dataset": {
+            "name": data.name,
+            "n_users": split.train.n_users,
+            "n_items": n_items,
+            "n_interactions": int(data.sequences.n_interactions),
+            "n_train_windows": int(trainer.windows.shape[0]),
+            "n_train_targets": trainer.n_targets,
+        },
         "metrics": metrics,
         "groups": group_summary(trainer, config),
         **({"metrics_aligned": metrics_aligned} if metrics_aligned is not None else {}),
         **({"aligned_map": aligned_info} if aligned_info is not None else {}),
-        **({"item_table": {"mode": config.item_table, **(delta_stats(trainer.model) or {})}}
-           if config.item_table != "free" else {}),
+        **(
+            {"item_table": {"mode": config.item_table, **(delta_stats(trainer.model) or {})}}
+            if config.item_table != "free"
+            else {}
+        ),
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
@@ -279,13 +321,15 @@ def group_summary(trainer: Trainer, config: Config) -> dict:
     """Sizes of the item groups (and the rule that made them), for results.json."""
     groups = trainer.item_groups()
     split = trainer.split
-    return {"head_share": config.head_share,
-            "n_cold_items": 0 if split.cold_items is None else int(len(split.cold_items)),
-            "cold_items": config.cold_items, "cold_seed": config.cold_seed,
-            "cold_items_from": config.cold_items_from,
-            "n_items": {g: int(m.sum()) for g, m in groups.items()},
-            "train_interactions": {g: int(m[split.train.items].sum())
-                                   for g, m in groups.items()}}
+    return {
+        "head_share": config.head_share,
+        "n_cold_items": 0 if split.cold_items is None else int(len(split.cold_items)),
+        "cold_items": config.cold_items,
+        "cold_seed": config.cold_seed,
+        "cold_items_from": config.cold_items_from,
+        "n_items": {g: int(m.sum()) for g, m in groups.items()},
+        "train_interactions": {g: int(m[split.train.items].sum()) for g, m in groups.items()},
+    }
 
 
 def save_run(result: RunResult, output_dir, *, plot: bool = True) -> dict[str, Path]:
@@ -299,9 +343,12 @@ def save_run(result: RunResult, output_dir, *, plot: bool = True) -> dict[str, P
         from .plots import plot_curves
 
         metric = r["config"]["selection_metric"]
-        png = plot_curves({r["label"]: r["history"]}, out / "curves.png",
-                          metrics=(metric, f"recall@{metric.split('@')[1]}"),
-                          title=f"{r['label']} on {r['dataset']['name']}")
+        png = plot_curves(
+            {r["label"]: r["history"]},
+            out / "curves.png",
+            metrics=(metric, f"recall@{metric.split('@')[1]}"),
+            title=f"{r['label']} on {r['dataset']['name']}",
+        )
         if png is not None:
             written["plot"] = png
     return written
@@ -311,9 +358,10 @@ def run_summary(result: RunResult) -> str:
     """The printed summary of a run: label, data, epochs, time, device and the metrics."""
     r = result.results
     resumed = r["resumed_from_epoch"]
-    head = (f"{r['label']} on {r['dataset']['name']}: best epoch {r['best_epoch']} of "
-            f"{r['epochs_run']}, {r['timings']['total_s']:.1f} s on {r['versions']['device']}")
+    head = (
+        f"{r['label']} on {r['dataset']['name']}: best epoch {r['best_epoch']} of "
+        f"{r['epochs_run']}, {r['timings']['total_s']:.1f} s on {r['versions']['device']}"
+    )
     if resumed:
-        head += (f" (resumed after epoch {resumed}; this session "
-                 f"{r['timings']['session_s']:.1f} s)")
+        head += f" (resumed after epoch {resumed}; this session {r['timings']['session_s']:.1f} s)"
     return head + "\n" + metrics_table(r["metrics"], tuple(r["config"]["ks"]))

@@ -13,8 +13,17 @@ from .recpca import NotFittedError, RecPCA, RecPCAConvergenceError
 from .shards import cooccurrence_from_shards, iter_shard
 
 __all__ = [
-    "CooccurrenceCounter", "EmbeddingDiagnostics", "NotFittedError", "RecPCA",
-    "RecPCAConvergenceError", "cooccurrence", "cooccurrence_from_shards",
-    "embedding_diagnostics", "initial_item_table", "iter_shard", "laplacian",
-    "normalize_embeddings", "training_graph",
+    "CooccurrenceCounter",
+    "EmbeddingDiagnostics",
+    "NotFittedError",
+    "RecPCA",
+    "RecPCAConvergenceError",
+    "cooccurrence",
+    "cooccurrence_from_shards",
+    "embedding_diagnostics",
+    "initial_item_table",
+    "iter_shard",
+    "laplacian",
+    "normalize_embeddings",
+    "training_graph",
 ]

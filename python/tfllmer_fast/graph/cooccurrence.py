@@ -159,9 +159,7 @@ def _as_chunk(offsets, items, n_items) -> tuple[np.ndarray, np.ndarray, int]:
         return _check_arrays(seqs.offsets, seqs.items, n_items)
     if items is None:
         if isinstance(offsets, np.ndarray) or sp.issparse(offsets):
-            raise TypeError(
-                "items is required with an offsets array; or pass a Sequences or a list of per-user lists"
-            )
+            raise TypeError("items is required with an offsets array; or pass a Sequences or a list of per-user lists")
         if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Iterable):
             raise TypeError(f"expected a Sequences, a list of lists or (offsets, items), got {type(offsets).__name__}")
         seqs = _from_lists(list(offsets), n_items)
@@ -180,9 +178,7 @@ def _to_csr(parts, n_items: int, index_dtype: np.dtype) -> sp.csr_array:
     # The binding widens to int64 itself (without the GIL) when index64 is asked for.
     indptr, indices, data = parts
     if index_dtype == np.int32 and indptr.dtype != np.int32:
-        raise ValueError(
-            f"the graph has {int(indptr[-1])} entries, too many for index_dtype=int32 (max 2**31 - 1)"
-        )
+        raise ValueError(f"the graph has {int(indptr[-1])} entries, too many for index_dtype=int32 (max 2**31 - 1)")
     graph = sp.csr_array((data, indices, indptr), shape=(n_items, n_items), copy=False)
     graph.has_sorted_indices = True
     graph.has_canonical_format = True
@@ -262,8 +258,9 @@ def cooccurrence(
     min_count = check_min_count(min_count)
     n_threads = check_n_threads(n_threads)
     index_dtype = check_index_dtype(index_dtype)
-    parts = _core.cooccurrence(offsets, items, n_items, window, max_history, weighting, min_count, top_k,
-                               n_threads, index_dtype == np.int64)
+    parts = _core.cooccurrence(
+        offsets, items, n_items, window, max_history, weighting, min_count, top_k, n_threads, index_dtype == np.int64
+    )
     return _to_csr(parts, n_items, index_dtype)
 
 

@@ -97,8 +97,12 @@ def embedding_diagnostics(
     norms = checked_row_norms(Xa, "X")
     n, dim = Xa.shape
     G = check_graph(A, n, name="A")
-    for name, value in (("k", k), ("n_random_pairs", n_random_pairs), ("max_edges", max_edges),
-                        ("n_knn_queries", n_knn_queries)):
+    for name, value in (
+        ("k", k),
+        ("n_random_pairs", n_random_pairs),
+        ("max_edges", max_edges),
+        ("n_knn_queries", n_knn_queries),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     rng = np.random.default_rng(random_state)

@@ -39,8 +39,9 @@ def pca_table(X: np.ndarray, d: int, *, normalize: bool = False) -> np.ndarray:
     """Project centred X (rows L2-normalised first when ``normalize``) on its top-d
     principal axes, with RecPCA's sign rule."""
     if d > X.shape[1]:
-        raise ValueError(f"cannot reduce {X.shape[1]}-d embeddings to {d} dimensions "
-                         "(hidden size larger than the embedding size)")
+        raise ValueError(
+            f"cannot reduce {X.shape[1]}-d embeddings to {d} dimensions (hidden size larger than the embedding size)"
+        )
     return RecPCA(n_components=d, lam=0.0, normalize=normalize).fit_transform(X, None)
 
 
@@ -59,19 +60,31 @@ def rescale_table(Z: np.ndarray, scale: str, init_std: float) -> np.ndarray:
     raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
 
 
-def training_graph(split: LeaveOneOutSplit, *, window=None, weighting="count",
-                   n_threads: int | None = None):
+def training_graph(split: LeaveOneOutSplit, *, window=None, weighting="count", n_threads: int | None = None):
     """Co-occurrence graph of the training part of ``split`` (scipy csr_array)."""
     train = split.train
-    return cooccurrence(train.offsets, train.items, n_items=train.n_items, window=window,
-                        weighting=weighting, n_threads=n_threads)
+    return cooccurrence(
+        train.offsets, train.items, n_items=train.n_items, window=window, weighting=weighting, n_threads=n_threads
+    )
 
 
-def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: int, *,
-                       lam: float = 0.5, window=None, weighting: str = "count",
-                       graph=None, normalize_llm: bool | None = None, scale: str = "std",
-                       init_std: float = 0.02, n_threads: int | None = None,
-                       timings: dict | None = None, projection: dict | None = None):
+def initial_item_table(
+    mode: str,
+    embeddings,
+    split: LeaveOneOutSplit,
+    hidden: int,
+    *,
+    lam: float = 0.5,
+    window=None,
+    weighting: str = "count",
+    graph=None,
+    normalize_llm: bool | None = None,
+    scale: str = "std",
+    init_std: float = 0.02,
+    n_threads: int | None = None,
+    timings: dict | None = None,
+    projection: dict | None = None,
+):
     """The (n_items, hidden) float32 initial item table for ``mode``, or None for random.
 
     ``graph`` may be passed to reuse a co-occurrence graph across runs (it must be the
@@ -88,24 +101,29 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
         raise ValueError(f"init={mode!r} needs item embeddings")
     X = check_embeddings(embeddings, split.n_items)
     if hidden > X.shape[1]:
-        raise ValueError(f"cannot reduce {X.shape[1]}-d embeddings to {hidden} dimensions "
-                         "(hidden size larger than the embedding size)")
+        raise ValueError(
+            f"cannot reduce {X.shape[1]}-d embeddings to {hidden} dimensions "
+            "(hidden size larger than the embedding size)"
+        )
     if normalize_llm is None:
         normalize_llm = mode == "recpca"
     zero = ~np.any(X, axis=1)
     if zero.any():
-        warnings.warn(f"{int(zero.sum())} item(s) have an all-zero embedding; they get the "
-                      "projection of the mean", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{int(zero.sum())} item(s) have an all-zero embedding; they get the projection of the mean",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     t0 = time.perf_counter()
     if mode == "recpca" and graph is None:
         graph = training_graph(split, window=window, weighting=weighting, n_threads=n_threads)
     t1 = time.perf_counter()
-    pca = RecPCA(n_components=hidden, lam=lam if mode == "recpca" else 0.0,
-                 normalize=bool(normalize_llm), n_threads=n_threads)
+    pca = RecPCA(
+        n_components=hidden, lam=lam if mode == "recpca" else 0.0, normalize=bool(normalize_llm), n_threads=n_threads
+    )
     # The zero rows were reported above, once, at the caller's line.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*embedding rows have zero norm",
-                                category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*embedding rows have zero norm", category=RuntimeWarning)
         Z = pca.fit_transform(X, graph if mode == "recpca" else None)
     if timings is not None:
         if mode == "recpca":
@@ -126,9 +144,15 @@ def initial_item_table(mode: str, embeddings, split: LeaveOneOutSplit, hidden: i
 def projection_state(pca: RecPCA, mode: str, scale: str, factor: float) -> dict:
     """Plain values (numpy arrays, floats, strings) of a fitted projection + scaling:
     ``apply_projection(state, X)`` maps LLM rows exactly as the table was built."""
-    return {"mode": mode, "components": np.asarray(pca.components_, np.float64),
-            "mean": np.asarray(pca.mean_, np.float64), "normalize": bool(pca.normalize),
-            "lam": float(pca.lam), "scale": scale, "factor": float(factor)}
+    return {
+        "mode": mode,
+        "components": np.asarray(pca.components_, np.float64),
+        "mean": np.asarray(pca.mean_, np.float64),
+        "normalize": bool(pca.normalize),
+        "lam": float(pca.lam),
+        "scale": scale,
+        "factor": float(factor),
+    }
 
 
 def apply_projection(state: dict, X) -> np.ndarray:
@@ -138,8 +162,9 @@ def apply_projection(state: dict, X) -> np.ndarray:
     W = np.asarray(state["components"], np.float64)
     X = np.asarray(X, np.float64)
     if X.ndim != 2 or X.shape[1] != W.shape[0]:
-        raise ValueError(f"embeddings must have {W.shape[0]} columns (the projection's "
-                         f"input width), got shape {X.shape}")
+        raise ValueError(
+            f"embeddings must have {W.shape[0]} columns (the projection's input width), got shape {X.shape}"
+        )
     if state["normalize"]:
         X = X / np.linalg.norm(X, axis=1, keepdims=True)
     Z = X @ W - np.asarray(state["mean"], np.float64) @ W

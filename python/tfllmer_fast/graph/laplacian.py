@@ -26,8 +26,9 @@ def check_kind(kind: str) -> str:
     return kind
 
 
-def check_graph(A, n: int | None = None, name: str = "graph", *, symmetry_rtol: float = 1e-5,
-                n_threads: int | None = None) -> sp.csr_array:
+def check_graph(
+    A, n: int | None = None, name: str = "graph", *, symmetry_rtol: float = 1e-5, n_threads: int | None = None
+) -> sp.csr_array:
     """Validate a co-occurrence graph and return it as a canonical ``csr_array``.
 
     Accepts any scipy sparse matrix/array or a dense 2-D array. The result has float32 or

@@ -62,8 +62,7 @@ def warn_zero_rows(zero_rows: np.ndarray, n: int, stacklevel: int = 3) -> None:
     if zero_rows.size:
         shown = ", ".join(map(str, zero_rows[:5])) + (", ..." if zero_rows.size > 5 else "")
         warnings.warn(
-            f"{zero_rows.size} of {n} embedding rows have zero norm (rows {shown}); "
-            "they are left as zero vectors",
+            f"{zero_rows.size} of {n} embedding rows have zero norm (rows {shown}); they are left as zero vectors",
             RuntimeWarning,
             stacklevel=stacklevel,
         )

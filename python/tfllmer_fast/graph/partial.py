@@ -95,9 +95,7 @@ class CoocPartial:
             raise ValueError(f"rows [{self.row_begin}, {self.row_end}) outside [0, {self.options.n_items})")
         indptr = np.asarray(self.indptr)
         if indptr.dtype != np.int64 or indptr.shape != (rows + 1,):
-            raise ValueError(
-                f"indptr must be int64 with {rows + 1} entries, got {indptr.dtype} {indptr.shape}"
-            )
+            raise ValueError(f"indptr must be int64 with {rows + 1} entries, got {indptr.dtype} {indptr.shape}")
         nnz = int(indptr[-1])
         if self.cols.dtype != np.int32 or self.cols.shape != (nnz,):
             raise ValueError("cols must be int32 with indptr[-1] entries")
@@ -255,16 +253,12 @@ class CoocPartial:
             first.options.words,
             check_n_threads(n_threads),
         )
-        return cls(
-            first.options, first.row_begin, first.row_end, first.upper, indptr, cols, vals, users, seen
-        )
+        return cls(first.options, first.row_begin, first.row_end, first.upper, indptr, cols, vals, users, seen)
 
     def rows(self, begin: int, end: int) -> CoocPartial:
         """Rows ``[begin, end)`` (global ids) of this partial."""
         if not self.row_begin <= begin <= end <= self.row_end:
-            raise ValueError(
-                f"rows [{begin}, {end}) outside this partial's [{self.row_begin}, {self.row_end})"
-            )
+            raise ValueError(f"rows [{begin}, {end}) outside this partial's [{self.row_begin}, {self.row_end})")
         a, b = begin - self.row_begin, end - self.row_begin
         lo, hi = int(self.indptr[a]), int(self.indptr[b])
         w = self.options.words
@@ -287,10 +281,7 @@ class CoocPartial:
         pieces = _core.cooc_sums_mirror_split(
             *self._args(), self.n_items, self.row_begin, self.row_end, self.options.words, bounds, 1
         )
-        return [
-            CoocPartial(self.options, int(bounds[b]), int(bounds[b + 1]), False, *p)
-            for b, p in enumerate(pieces)
-        ]
+        return [CoocPartial(self.options, int(bounds[b]), int(bounds[b + 1]), False, *p) for b, p in enumerate(pieces)]
 
     def row_entries(self) -> np.ndarray:
         """Entries per row of the full symmetric graph these sums contribute to (int64, n_items)."""
@@ -299,9 +290,7 @@ class CoocPartial:
         counts[self.row_begin : self.row_end] += own
         return counts
 
-    def finish(
-        self, min_count: float = 1, top_k: int | None = None, n_threads: int | None = 1, index_dtype=np.int64
-    ):
+    def finish(self, min_count: float = 1, top_k: int | None = None, n_threads: int | None = 1, index_dtype=np.int64):
         """Float32 result.
 
         An upper-triangle partial over every row gives the whole graph as a ``csr_array``
@@ -422,9 +411,7 @@ def assemble_blocks(
     at = row_begin
     for b in blocks:
         if b.row_begin != at:
-            raise ValueError(
-                f"row blocks must be contiguous and in order: expected row {at}, got {b.row_begin}"
-            )
+            raise ValueError(f"row blocks must be contiguous and in order: expected row {at}, got {b.row_begin}")
         at = b.row_end
     if at != row_begin + n_rows:
         raise ValueError(f"the row blocks cover rows up to {at}, not {row_begin + n_rows}")

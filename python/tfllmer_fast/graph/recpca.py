@@ -72,8 +72,9 @@ def use_dense_eig(n_components: int, dim: int, ncv: int) -> bool:
     return n_components >= dim or ncv > dim // 2
 
 
-def gram_problem(Xa: np.ndarray, G: sp.csr_array, lam: float, laplacian_kind: str, normalize: bool,
-                 center: bool, n_threads: int):
+def gram_problem(
+    Xa: np.ndarray, G: sp.csr_array, lam: float, laplacian_kind: str, normalize: bool, center: bool, n_threads: int
+):
     """The kernels' description of M (see recpca.hpp): ``(t, s, wa, wm, c, zero_rows)`` with
     ``T' = diag(t) + lam diag(s) A diag(s)`` and the centring weights."""
     n = Xa.shape[0]
@@ -196,8 +197,10 @@ class RecPCA:
         self.normalize_output = normalize_output
 
     def __repr__(self) -> str:
-        return (f"RecPCA(n_components={self.n_components!r}, lam={self.lam!r}, "
-                f"laplacian={self.laplacian!r}, solver={self.solver!r})")
+        return (
+            f"RecPCA(n_components={self.n_components!r}, lam={self.lam!r}, "
+            f"laplacian={self.laplacian!r}, solver={self.solver!r})"
+        )
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, n: int, dim: int) -> tuple[int, float, int]:
@@ -261,15 +264,28 @@ class RecPCA:
             graph = sp.csr_array((n, n), dtype=np.float32)  # lam = 0 never reads it: plain PCA
         G = check_graph(graph, n, name="graph", n_threads=n_threads)
 
-        t, s, wa, wm, c, zero_rows = gram_problem(Xa, G, lam, self.laplacian, self.normalize, self.center,
-                                                  n_threads)
+        t, s, wa, wm, c, zero_rows = gram_problem(Xa, G, lam, self.laplacian, self.normalize, self.center, n_threads)
         solver, dense = self._pick_solver(n, dim, d, G.nnz, Xa.itemsize, ncv)
         init = None
         if self.random_state is not None:
             init = np.random.default_rng(self.random_state).standard_normal(dim)
         res = _core.recpca_fit(
-            Xa, *csr_parts(G), t, s, lam, wa, wm, c,
-            d, ncv, int(self.max_iter), float(self.tol), init, solver, bool(dense), n_threads,
+            Xa,
+            *csr_parts(G),
+            t,
+            s,
+            lam,
+            wa,
+            wm,
+            c,
+            d,
+            ncv,
+            int(self.max_iter),
+            float(self.tol),
+            init,
+            solver,
+            bool(dense),
+            n_threads,
         )
         if not res["converged"]:
             raise RecPCAConvergenceError(

@@ -41,14 +41,16 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {_first_sentence(e)}); "
-            "it may be truncated: delete it, or start afresh with --no-resume") from None
+            "it may be truncated: delete it, or start afresh with --no-resume"
+        ) from None
     if not isinstance(st, dict) or "format" not in st:
         raise CheckpointError(f"{path} is not a tfllmer_fast checkpoint")
     if st["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint {path} has format {st['format']}, this version reads format "
             f"{CHECKPOINT_FORMAT}: retrain (--no-resume or another output folder), or "
-            "evaluate it with the tfllmer_fast version that wrote it")
+            "evaluate it with the tfllmer_fast version that wrote it"
+        )
     return st
 
 
@@ -64,7 +66,12 @@ def check_fingerprint(st: dict, fingerprint: str, path) -> None:
     if st.get("fingerprint") == fingerprint:
         return
     saved, now = json.loads(st.get("fingerprint") or "{}"), json.loads(fingerprint)
-    diff = ", ".join(f"{k}: {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}"
-                     for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k))
-    raise CheckpointError(f"checkpoint {path} was written with a different configuration "
-                          f"({diff}); use another output folder or --no-resume to start afresh")
+    diff = ", ".join(
+        f"{k}: {saved.get(k, '(absent)')!r} -> {now.get(k, '(absent)')!r}"
+        for k in sorted(set(saved) | set(now))
+        if saved.get(k) != now.get(k)
+    )
+    raise CheckpointError(
+        f"checkpoint {path} was written with a different configuration "
+        f"({diff}); use another output folder or --no-resume to start afresh"
+    )

@@ -37,7 +37,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .hessian import _METHODS, HessianSpectrum, _summarise, hessian_spectrum
+from .hessian import METHODS, HessianSpectrum, hessian_spectrum, spectrum_from_eigenvalues
 
 __all__ = [
     "HessianSpectrum",
@@ -96,7 +96,12 @@ def _item_table(E: torch.Tensor, normalize_items: bool, eps: float) -> torch.Ten
 
 
 def softmax_ce_loss_fn(
-    E, targets, *, temperature: float = 1.0, normalize_items: bool = False, normalize_hidden: bool = False,
+    E,
+    targets,
+    *,
+    temperature: float = 1.0,
+    normalize_items: bool = False,
+    normalize_hidden: bool = False,
     eps: float = 1e-12,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """``loss_fn(H)``: mean over the batch of full-softmax CE of ``logits = h~ E~^T / temperature``.
@@ -117,9 +122,18 @@ def softmax_ce_loss_fn(
 
 
 def exact_ce_hessian_blocks(
-    E, H, targets, *, temperature: float = 1.0, normalize_items: bool = False,
-    normalize_hidden: bool = False, eps: float = 1e-12, dtype: torch.dtype | None = torch.float64,
-    device=None, chunk_size: int = 1024, curvature: str = "hessian",
+    E,
+    H,
+    targets,
+    *,
+    temperature: float = 1.0,
+    normalize_items: bool = False,
+    normalize_hidden: bool = False,
+    eps: float = 1e-12,
+    dtype: torch.dtype | None = torch.float64,
+    device=None,
+    chunk_size: int = 1024,
+    curvature: str = "hessian",
 ) -> torch.Tensor:
     """The exact d x d diagonal blocks of the Hessian of the mean CE loss w.r.t. ``H``.
 
@@ -160,9 +174,9 @@ def exact_ce_hessian_blocks(
     Ec = Et - Et.mean(dim=0, keepdim=True)
     S = torch.zeros(B, d * d, dtype=Et.dtype, device=Et.device)
     for s in range(0, n, chunk_size):
-        Ech = Ec[s:s + chunk_size]
+        Ech = Ec[s : s + chunk_size]
         outer = (Ech[:, :, None] * Ech[:, None, :]).reshape(Ech.shape[0], d * d)
-        S.addmm_(P[:, s:s + chunk_size], outer)
+        S.addmm_(P[:, s : s + chunk_size], outer)
     S = S.reshape(B, d, d)
     m = P @ Ec  # (B, d)
     S -= m[:, :, None] * m[:, None, :]
@@ -182,29 +196,28 @@ def exact_ce_hessian_blocks(
     block = (Pu @ S @ Pu) / r2
     if curvature == "gauss_newton":
         return 0.5 * (block + block.transpose(1, 2))
-    block -= (g[:, :, None] * u[:, None, :] + u[:, :, None] * g[:, None, :]
-              + gu * (eye - 3.0 * u[:, :, None] * u[:, None, :])) / r2
+    block -= (
+        g[:, :, None] * u[:, None, :] + u[:, :, None] * g[:, None, :] + gu * (eye - 3.0 * u[:, :, None] * u[:, None, :])
+    ) / r2
     return 0.5 * (block + block.transpose(1, 2))
 
 
-def _spectrum_from_eigenvalues(vals: np.ndarray, k: int, rel_threshold: float) -> HessianSpectrum:
-    """Summary of a full spectrum (all eigenvalues known)."""
-    vals = np.sort(np.asarray(vals, dtype=np.float64).reshape(-1))
-    kk = min(k, vals.size)
-    thr = rel_threshold * vals[-1]
-    above = vals[vals > thr]
-    return _summarise(
-        vals[-kk:], vals[:kk], rel_threshold, smallest_above=above[0] if above.size else np.nan,
-        n_hvp=0, method="exact_blocks", dim=int(vals.size),
-        n_below_threshold=int(np.sum(vals <= thr)), n_negative=int(np.sum(vals < 0)),
-    )
-
-
 def softmax_ce_representation_hessian(
-    E, H, targets, *, temperature: float = 1.0, normalize_items: bool = False,
-    normalize_hidden: bool = False, method: str = "lanczos", k: int = 1,
-    dtype: torch.dtype | None = torch.float64, device=None, eps: float = 1e-12,
-    rel_threshold: float = 1e-6, deflate_null_items: bool = True, **lanczos_kwargs,
+    E,
+    H,
+    targets,
+    *,
+    temperature: float = 1.0,
+    normalize_items: bool = False,
+    normalize_hidden: bool = False,
+    method: str = "lanczos",
+    k: int = 1,
+    dtype: torch.dtype | None = torch.float64,
+    device=None,
+    eps: float = 1e-12,
+    rel_threshold: float = 1e-6,
+    deflate_null_items: bool = True,
+    **lanczos_kwargs,
 ) -> HessianSpectrum:
     """Hessian spectrum of the full-softmax CE of the recommenders' scoring path w.r.t. ``H``.
 
@@ -233,15 +246,24 @@ def softmax_ce_representation_hessian(
     """
     if method == "exact":
         blocks = exact_ce_hessian_blocks(
-            E, H, targets, temperature=temperature, normalize_items=normalize_items, normalize_hidden=normalize_hidden,
-            eps=eps, dtype=dtype, device=device)
+            E,
+            H,
+            targets,
+            temperature=temperature,
+            normalize_items=normalize_items,
+            normalize_hidden=normalize_hidden,
+            eps=eps,
+            dtype=dtype,
+            device=device,
+        )
         vals = torch.linalg.eigvalsh(blocks).to("cpu", torch.float64).numpy()
-        return _spectrum_from_eigenvalues(vals, k, rel_threshold)
-    if method not in _METHODS:
+        return spectrum_from_eigenvalues(vals, k, rel_threshold)
+    if method not in METHODS:
         raise ValueError(f"method must be 'lanczos', 'dense' or 'exact', got {method!r}")
     Et, Ht, t = _prepare(E, H, targets, dtype, device)
-    loss_fn = softmax_ce_loss_fn(Et, t, temperature=temperature, normalize_items=normalize_items,
-                                 normalize_hidden=normalize_hidden, eps=eps)
+    loss_fn = softmax_ce_loss_fn(
+        Et, t, temperature=temperature, normalize_items=normalize_items, normalize_hidden=normalize_hidden, eps=eps
+    )
     projector = None
     if deflate_null_items and not normalize_hidden and method == "lanczos":
         En = _item_table(Et, normalize_items, eps)
@@ -254,14 +276,25 @@ def softmax_ce_representation_hessian(
             def projector(v: torch.Tensor) -> torch.Tensor:
                 return v @ NNt
 
-    return hessian_spectrum(loss_fn, Ht, k=k, method=method, rel_threshold=rel_threshold,
-                            null_projector=projector, **lanczos_kwargs)
+    return hessian_spectrum(
+        loss_fn, Ht, k=k, method=method, rel_threshold=rel_threshold, null_projector=projector, **lanczos_kwargs
+    )
 
 
 def conditioning_report(
-    E, H, targets, temperature: float = 1.0, normalize_items: bool = False, normalize_hidden: bool = False,
-    *, method: str = "exact", dtype: torch.dtype | None = torch.float64, device=None,
-    rel_threshold: float = 1e-6, eps: float = 1e-12, curvature: str = "hessian",
+    E,
+    H,
+    targets,
+    temperature: float = 1.0,
+    normalize_items: bool = False,
+    normalize_hidden: bool = False,
+    *,
+    method: str = "exact",
+    dtype: torch.dtype | None = torch.float64,
+    device=None,
+    rel_threshold: float = 1e-6,
+    eps: float = 1e-12,
+    curvature: str = "hessian",
     **lanczos_kwargs,
 ) -> dict:
     """One row of conditioning figures for the study runner (plain floats and ints).
@@ -286,26 +319,47 @@ def conditioning_report(
     t0 = time.perf_counter()
     temperature = _check_temperature(temperature)
     Et, Ht, t = _prepare(E, H, targets, dtype, device)
-    loss = float(softmax_ce_loss_fn(Et, t, temperature=temperature, normalize_items=normalize_items,
-                                    normalize_hidden=normalize_hidden, eps=eps)(Ht))
+    loss = float(
+        softmax_ce_loss_fn(
+            Et, t, temperature=temperature, normalize_items=normalize_items, normalize_hidden=normalize_hidden, eps=eps
+        )(Ht)
+    )
     norms = Et.norm(dim=1)
     item_norm_cv = float(norms.std(unbiased=False) / norms.mean()) if float(norms.mean()) > 0 else float("nan")
     median_block = None
     if method == "exact":
-        blocks = exact_ce_hessian_blocks(Et, Ht, t, temperature=temperature, normalize_items=normalize_items,
-                                         normalize_hidden=normalize_hidden, eps=eps, dtype=Et.dtype,
-                                         curvature=curvature)
+        blocks = exact_ce_hessian_blocks(
+            Et,
+            Ht,
+            t,
+            temperature=temperature,
+            normalize_items=normalize_items,
+            normalize_hidden=normalize_hidden,
+            eps=eps,
+            dtype=Et.dtype,
+            curvature=curvature,
+        )
         vals_b = torch.linalg.eigvalsh(blocks).to("cpu", torch.float64).numpy()  # (B, d) ascending
-        spec = _spectrum_from_eigenvalues(vals_b, 1, rel_threshold)
+        spec = spectrum_from_eigenvalues(vals_b, 1, rel_threshold)
         bmax = vals_b[:, -1]
         bmin = np.where(vals_b > rel_threshold * bmax[:, None], vals_b, np.inf).min(axis=1)
         median_block = float(np.median(bmax / bmin))
-    elif method in _METHODS:
+    elif method in METHODS:
         if curvature != "hessian":
             raise ValueError("curvature='gauss_newton' needs method='exact'")
         spec = softmax_ce_representation_hessian(
-            Et, Ht, t, temperature=temperature, normalize_items=normalize_items, normalize_hidden=normalize_hidden,
-            method=method, dtype=Et.dtype, eps=eps, rel_threshold=rel_threshold, **lanczos_kwargs)
+            Et,
+            Ht,
+            t,
+            temperature=temperature,
+            normalize_items=normalize_items,
+            normalize_hidden=normalize_hidden,
+            method=method,
+            dtype=Et.dtype,
+            eps=eps,
+            rel_threshold=rel_threshold,
+            **lanczos_kwargs,
+        )
     else:
         raise ValueError(f"method must be 'exact', 'lanczos' or 'dense', got {method!r}")
     return {
@@ -347,19 +401,32 @@ def model_conditioning(model, batch: torch.Tensor) -> dict:
         batch = batch.to(device)
         with torch.no_grad():
             H = model.next_hidden(batch[:, :-1]).float()
-            E = model.item_emb.weight[1:model.n_items + 1].float()
+            E = model.item_emb.weight[1 : model.n_items + 1].float()
             targets = batch[:, -1] - 1
-        kw = dict(temperature=model.temperature, normalize_items=model.normalize_items,
-                  normalize_hidden=model.normalize_hidden)
+        kw = dict(
+            temperature=model.temperature,
+            normalize_items=model.normalize_items,
+            normalize_hidden=model.normalize_hidden,
+        )
         row = conditioning_report(E, H, targets, **kw)
-        out = {k: row[k] for k in ("lambda_max", "lambda_min", "lambda_min_above_threshold",
-                                   "condition_number", "median_block_condition_number",
-                                   "n_negative", "loss", "item_norm_cv", "seconds")}
+        out = {
+            k: row[k]
+            for k in (
+                "lambda_max",
+                "lambda_min",
+                "lambda_min_above_threshold",
+                "condition_number",
+                "median_block_condition_number",
+                "n_negative",
+                "loss",
+                "item_norm_cv",
+                "seconds",
+            )
+        }
         out["h_norm_mean"] = float(H.norm(dim=1).mean())
         if model.normalize_hidden:
             gn = conditioning_report(E, H, targets, curvature="gauss_newton", **kw)
-            out["gauss_newton"] = {k: gn[k] for k in ("lambda_max", "lambda_min_above_threshold",
-                                                      "condition_number")}
+            out["gauss_newton"] = {k: gn[k] for k in ("lambda_max", "lambda_min_above_threshold", "condition_number")}
         return out
     finally:
         model.train(was_training)

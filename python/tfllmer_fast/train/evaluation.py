@@ -32,18 +32,17 @@ _SCORE_BUDGET = 1 << 25  # floats per score block (128 MiB in float32)
 class EvalData:
     """Device tensors for one evaluation split (validation or test)."""
 
-    inputs: torch.Tensor        # (n_users, max_len) shifted, right-aligned
-    targets: torch.Tensor       # (n_users,) 0-based
+    inputs: torch.Tensor  # (n_users, max_len) shifted, right-aligned
+    targets: torch.Tensor  # (n_users,) 0-based
     hist_offsets: torch.Tensor  # CSR of each user's full input history (0-based items)
     hist_items: torch.Tensor
-    seen_keys: torch.Tensor     # sorted user * n_items + item over the whole sequence
+    seen_keys: torch.Tensor  # sorted user * n_items + item over the whole sequence
     n_items: int
-    order: torch.Tensor         # users by input length (CPU), so blocks can be trimmed
-    input_len: torch.Tensor     # (n_users,) CPU
+    order: torch.Tensor  # users by input length (CPU), so blocks can be trimmed
+    input_len: torch.Tensor  # (n_users,) CPU
 
 
-def build_eval_data(split: LeaveOneOutSplit, max_len: int, which: str,
-                    device: torch.device | str = "cpu") -> EvalData:
+def build_eval_data(split: LeaveOneOutSplit, max_len: int, which: str, device: torch.device | str = "cpu") -> EvalData:
     """Tensors for ``which`` in {"valid", "test"} (see the module docstring)."""
     # The histories users really had (with the cold-start protocol, cold items included).
     train, n = split.history, split.n_items
@@ -60,11 +59,13 @@ def build_eval_data(split: LeaveOneOutSplit, max_len: int, which: str,
     h_off, h_items = history.offsets, history.items
     # Every item of the user's whole sequence, for the sampled protocol's exclusions.
     users = np.repeat(np.arange(n_users, dtype=np.int64), train.lengths)
-    keys = np.concatenate([
-        users * n + train.items,
-        np.arange(n_users, dtype=np.int64) * n + split.valid_targets,
-        np.arange(n_users, dtype=np.int64) * n + split.test_targets,
-    ])
+    keys = np.concatenate(
+        [
+            users * n + train.items,
+            np.arange(n_users, dtype=np.int64) * n + split.valid_targets,
+            np.arange(n_users, dtype=np.int64) * n + split.test_targets,
+        ]
+    )
     dev = torch.device(device)
     input_len = torch.as_tensor((inputs > 0).sum(1))
     return EvalData(
@@ -79,8 +80,9 @@ def build_eval_data(split: LeaveOneOutSplit, max_len: int, which: str,
     )
 
 
-def _sample_negatives(data: EvalData, users: torch.Tensor, n_negatives: int,
-                      generator: torch.Generator, max_rounds: int = 100) -> torch.Tensor:
+def _sample_negatives(
+    data: EvalData, users: torch.Tensor, n_negatives: int, generator: torch.Generator, max_rounds: int = 100
+) -> torch.Tensor:
     """(B, n_negatives) items each user never interacted with (uniform, with replacement).
 
     Draws on the CPU generator (reproducible on any device), redraws collisions with the
@@ -103,9 +105,19 @@ def _sample_negatives(data: EvalData, users: torch.Tensor, n_negatives: int,
 
 
 @torch.no_grad()
-def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: bool = False,
-             n_negatives: int = 100, seed: int = 0, ks=DEFAULT_KS,
-             batch_size: int | None = None, return_ranks: bool = False, amp_dtype=None):
+def evaluate(
+    model,
+    data: EvalData,
+    *,
+    protocol: str = "full",
+    mask_history: bool = False,
+    n_negatives: int = 100,
+    seed: int = 0,
+    ks=DEFAULT_KS,
+    batch_size: int | None = None,
+    return_ranks: bool = False,
+    amp_dtype=None,
+):
     """Metrics of ``model`` on ``data``: ``{"recall@10": ..., "ndcg@10": ..., ...}``.
 
     Parameters
@@ -137,7 +149,7 @@ def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: boo
     all_ranks = []
     try:
         for a in range(0, n_users, batch_size):
-            users_cpu = data.order[a:a + batch_size]
+            users_cpu = data.order[a : a + batch_size]
             width = max(1, int(data.input_len[users_cpu].max()))
             users = users_cpu.to(dev)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -152,7 +164,8 @@ def evaluate(model, data: EvalData, *, protocol: str = "full", mask_history: boo
                     cnt = hi - lo
                     rows = torch.repeat_interleave(torch.arange(users.numel(), device=dev), cnt)
                     within = torch.arange(int(cnt.sum()), device=dev) - torch.repeat_interleave(
-                        torch.cumsum(cnt, 0) - cnt, cnt)
+                        torch.cumsum(cnt, 0) - cnt, cnt
+                    )
                     items = data.hist_items[torch.repeat_interleave(lo, cnt) + within]
                     scores[rows, items] = float("-inf")
                     # The target keeps its score even when it is in the history.

@@ -52,19 +52,29 @@ class FrozenItemTable(nn.Module):
         Relative L2 penalty weight and per-row norm bound (see the module docstring).
     """
 
-    def __init__(self, weight: torch.Tensor, n_items: int, *, delta: bool = False,
-                 delta_l2: float = 0.0, delta_bound: float | None = None):
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        n_items: int,
+        *,
+        delta: bool = False,
+        delta_l2: float = 0.0,
+        delta_bound: float | None = None,
+    ):
         super().__init__()
         check_delta_options(delta_l2, delta_bound)
         weight = weight.detach()
         self.n_items = int(n_items)
-        base = weight[:n_items + 1].clone()
+        base = weight[: n_items + 1].clone()
         base[0].zero_()
         self.register_buffer("base", base)
         n_extra = weight.shape[0] - n_items - 1
-        self.extra = nn.Parameter(weight[n_items + 1:].clone()) if n_extra else None
-        self.delta = (nn.Parameter(torch.zeros(n_items, weight.shape[1], dtype=weight.dtype,
-                                               device=weight.device)) if delta else None)
+        self.extra = nn.Parameter(weight[n_items + 1 :].clone()) if n_extra else None
+        self.delta = (
+            nn.Parameter(torch.zeros(n_items, weight.shape[1], dtype=weight.dtype, device=weight.device))
+            if delta
+            else None
+        )
         self.delta_l2 = float(delta_l2)
         self.delta_bound = None if delta_bound is None else float(delta_bound)
 
@@ -108,29 +118,28 @@ class FrozenItemTable(nn.Module):
             self.delta.mul_(torch.where(over, limit / norm.clamp_min(_TINY), 1.0))
 
     def extra_repr(self) -> str:
-        return (f"n_items={self.n_items}, mode={self.mode!r}, delta_l2={self.delta_l2}, "
-                f"delta_bound={self.delta_bound}")
+        return f"n_items={self.n_items}, mode={self.mode!r}, delta_l2={self.delta_l2}, delta_bound={self.delta_bound}"
 
 
 def check_delta_options(delta_l2, delta_bound) -> None:
     if not (isinstance(delta_l2, (int, float)) and math.isfinite(delta_l2) and delta_l2 >= 0):
         raise ValueError(f"delta_l2 must be a finite number >= 0, got {delta_l2!r}")
-    if delta_bound is not None and not (isinstance(delta_bound, (int, float))
-                                        and math.isfinite(delta_bound) and delta_bound >= 0):
+    if delta_bound is not None and not (
+        isinstance(delta_bound, (int, float)) and math.isfinite(delta_bound) and delta_bound >= 0
+    ):
         raise ValueError(f"delta_bound must be a finite number >= 0 or none, got {delta_bound!r}")
 
 
-def configure_item_table(model, mode: str = "free", *, delta_l2: float = 0.0,
-                         delta_bound: float | None = None):
+def configure_item_table(model, mode: str = "free", *, delta_l2: float = 0.0, delta_bound: float | None = None):
     """Give ``model`` the item table of ``mode`` (in place; returns the model). The frozen
     tables start from the model's current rows; ``set_item_table`` then replaces them."""
     if mode not in ITEM_TABLES:
         raise ValueError(f"item_table must be one of {ITEM_TABLES}, got {mode!r}")
     if mode == "free":
         return model
-    model.item_emb = FrozenItemTable(model.item_emb.weight, model.n_items,
-                                     delta=mode == "frozen+delta", delta_l2=delta_l2,
-                                     delta_bound=delta_bound)
+    model.item_emb = FrozenItemTable(
+        model.item_emb.weight, model.n_items, delta=mode == "frozen+delta", delta_l2=delta_l2, delta_bound=delta_bound
+    )
     return model
 
 
@@ -163,6 +172,8 @@ def delta_stats(model) -> dict | None:
         dn = t.delta.norm(dim=1)
         keep = pn > 0
         ratio = (dn[keep] / pn[keep]).double()
-        return {"max_ratio": float(ratio.max()) if ratio.numel() else 0.0,
-                "mean_ratio": float(ratio.mean()) if ratio.numel() else 0.0,
-                "rel_energy": float(dn.pow(2).sum() / pn.pow(2).sum().clamp_min(_TINY))}
+        return {
+            "max_ratio": float(ratio.max()) if ratio.numel() else 0.0,
+            "mean_ratio": float(ratio.mean()) if ratio.numel() else 0.0,
+            "rel_energy": float(dn.pow(2).sum() / pn.pow(2).sum().clamp_min(_TINY)),
+        }

@@ -43,11 +43,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
         Ec = E.to(h.dtype)
         grad_h = torch.empty_like(h)
         grad_E = torch.zeros(E.shape, dtype=torch.float32, device=E.device)
-        grad_b = None if bias is None else torch.zeros(bias.shape, dtype=torch.float32,
-                                                       device=bias.device)
+        grad_b = None if bias is None else torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
         total = torch.zeros((), dtype=torch.float32, device=h.device)
         for a in range(0, T, chunk):
-            hc, tc = h[a:a + chunk], targets[a:a + chunk]
+            hc, tc = h[a : a + chunk], targets[a : a + chunk]
             logits = (hc @ Ec.t()).float()
             if scale != 1.0:
                 logits.mul_(scale)
@@ -59,15 +58,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
             logits.sub_(m).exp_()
             z = logits.sum(1, keepdim=True)
             total += (m.squeeze(1) + z.squeeze(1).log() - picked).sum()
-            logits.div_(z)                  # softmax
-            logits[rows, tc] -= 1.0         # d loss_i / d logits_i (before the 1/T)
+            logits.div_(z)  # softmax
+            logits[rows, tc] -= 1.0  # d loss_i / d logits_i (before the 1/T)
             if grad_b is not None:
                 grad_b += logits.sum(0) / T
-            logits.mul_(scale / T)          # logits = scale * h E^T: chain rule
+            logits.mul_(scale / T)  # logits = scale * h E^T: chain rule
             g = logits.to(h.dtype)
-            grad_h[a:a + chunk] = g @ Ec
-            grad_E.addmm_(g.t().float(), hc.float()) if h.dtype != torch.float32 \
-                else grad_E.addmm_(g.t(), hc)
+            grad_h[a : a + chunk] = g @ Ec
+            grad_E.addmm_(g.t().float(), hc.float()) if h.dtype != torch.float32 else grad_E.addmm_(g.t(), hc)
         ctx.save_for_backward(grad_h, grad_E, *(() if grad_b is None else (grad_b,)))
         ctx.has_bias = grad_b is not None
         ctx.e_dtype = E.dtype
@@ -80,8 +78,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         return grad_h * g.to(grad_h.dtype), (grad_E * g).to(ctx.e_dtype), gb, None, None, None
 
 
-def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None,
-                         chunk: int | None = None):
+def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None, chunk: int | None = None):
     """``F.cross_entropy(scale * h @ E.T + bias, targets)`` computed chunk-wise (see
     :class:`_LinearCrossEntropy`); ``chunk`` rows of logits at a time (default: about 1M
     logits per chunk on the CPU, where small chunks stay in cache; 64M on a GPU)."""
@@ -114,29 +111,26 @@ class FullCrossEntropy:
         mask = None if n_items is None else _excluded_mask(n_items, exclude)
         self.mask_bias = None
         if mask is not None:
-            self.mask_bias = torch.where(torch.as_tensor(mask, device=device),
-                                         float("-inf"), 0.0).float()
+            self.mask_bias = torch.where(torch.as_tensor(mask, device=device), float("-inf"), 0.0).float()
 
     def __call__(self, model, h, targets, generator=None):
         bias = model.output_bias()
         if self.mask_bias is not None:
             bias = self.mask_bias if bias is None else bias + self.mask_bias
-        return linear_cross_entropy(model.output_hidden(h), model.item_table(), targets,
-                                    scale=1.0 / model.temperature, bias=bias)
+        return linear_cross_entropy(
+            model.output_hidden(h), model.item_table(), targets, scale=1.0 / model.temperature, bias=bias
+        )
 
 
 class _NegativeSampler:
-    def __init__(self, n_items: int, distribution: str, counts=None, device="cpu",
-                 exclude=None):
+    def __init__(self, n_items: int, distribution: str, counts=None, device="cpu", exclude=None):
         if distribution not in ("uniform", "popularity"):
-            raise ValueError(f"negative sampling must be 'uniform' or 'popularity', "
-                             f"got {distribution!r}")
+            raise ValueError(f"negative sampling must be 'uniform' or 'popularity', got {distribution!r}")
         self.n_items = n_items
         self.distribution = distribution
         mask = _excluded_mask(n_items, exclude)
         # Uniform draws over the allowed items: an index into this table (None: all items).
-        self.allowed = (None if mask is None
-                        else torch.as_tensor(np.flatnonzero(~mask), device=device))
+        self.allowed = None if mask is None else torch.as_tensor(np.flatnonzero(~mask), device=device)
         self.n_allowed = n_items if mask is None else int((~mask).sum())
         if distribution == "popularity":
             if counts is None:
@@ -166,8 +160,7 @@ class _NegativeSampler:
 class SampledSoftmax:
     name = "sampled_softmax"
 
-    def __init__(self, n_items, n_negatives=1024, distribution="uniform", counts=None,
-                 device="cpu", exclude=None):
+    def __init__(self, n_items, n_negatives=1024, distribution="uniform", counts=None, device="cpu", exclude=None):
         if n_negatives < 1:
             raise ValueError("n_negatives must be >= 1")
         self.n_negatives = int(n_negatives)
@@ -175,8 +168,8 @@ class SampledSoftmax:
 
     def __call__(self, model, h, targets, generator=None):
         neg = self.sampler.draw((self.n_negatives,), h.device, generator)
-        pos = model.score(h, targets.unsqueeze(1)).float()          # (T, 1)
-        negs = model.score(h, neg).float()                          # (T, N)
+        pos = model.score(h, targets.unsqueeze(1)).float()  # (T, 1)
+        negs = model.score(h, neg).float()  # (T, N)
         pos = pos - self.sampler.log_prob(targets).unsqueeze(1)
         negs = negs - self.sampler.log_prob(neg).unsqueeze(0)
         negs = negs.masked_fill(neg.unsqueeze(0) == targets.unsqueeze(1), float("-inf"))
@@ -204,9 +197,16 @@ class BinaryCrossEntropy:
         return (loss_pos + loss_neg).mean()
 
 
-def make_loss(name: str, n_items: int, *, n_negatives: int | None = None,
-              negative_sampling: str = "uniform", item_counts=None, device="cpu",
-              exclude=None):
+def make_loss(
+    name: str,
+    n_items: int,
+    *,
+    n_negatives: int | None = None,
+    negative_sampling: str = "uniform",
+    item_counts=None,
+    device="cpu",
+    exclude=None,
+):
     """The loss called ``name`` (one of :data:`LOSSES`); ``exclude``: item ids outside the
     training catalogue (see the module docstring)."""
     if name == "ce":
@@ -214,6 +214,5 @@ def make_loss(name: str, n_items: int, *, n_negatives: int | None = None,
     if name == "bce":
         return BinaryCrossEntropy(n_items, n_negatives or 1, exclude, device)
     if name == "sampled_softmax":
-        return SampledSoftmax(n_items, n_negatives or 1024, negative_sampling, item_counts,
-                              device, exclude)
+        return SampledSoftmax(n_items, n_negatives or 1024, negative_sampling, item_counts, device, exclude)
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -22,8 +22,7 @@ DEFAULT_KS = (5, 10, 20)
 METRICS = ("recall", "ndcg", "mrr")
 
 
-def target_ranks(scores: torch.Tensor, target_scores: torch.Tensor, *,
-                 includes_target: bool = False) -> torch.Tensor:
+def target_ranks(scores: torch.Tensor, target_scores: torch.Tensor, *, includes_target: bool = False) -> torch.Tensor:
     """0-based ranks: per row, the number of other candidates scored ``>=`` the target.
 
     ``scores``: (B, C); ``target_scores``: (B,). ``includes_target``: the target's own score

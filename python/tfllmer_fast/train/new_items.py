@@ -61,7 +61,8 @@ def _set_rows(model, items, rows) -> None:
     with torch.no_grad():
         w = model.item_emb.weight
         w[torch.as_tensor(np.asarray(items) + 1, device=w.device)] = torch.as_tensor(
-            np.asarray(rows), dtype=w.dtype, device=w.device)
+            np.asarray(rows), dtype=w.dtype, device=w.device
+        )
 
 
 def _get_rows(model, items) -> np.ndarray:
@@ -69,8 +70,9 @@ def _get_rows(model, items) -> np.ndarray:
     return w[torch.as_tensor(np.asarray(items) + 1, device=w.device)].cpu().double().numpy()
 
 
-def fit_aligned_map(trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 0,
-                    grid=RIDGE_GRID, metric: str | None = None) -> dict:
+def fit_aligned_map(
+    trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 0, grid=RIDGE_GRID, metric: str | None = None
+) -> dict:
     """Fit the ``aligned`` map of a trained model and choose its lambda on validation.
 
     ``P`` (n_items, hidden): the projected LLM rows (the initial table). ``warm``: boolean
@@ -86,8 +88,10 @@ def fit_aligned_map(trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 
     """
     model = trainer.model
     if item_table_mode(model) != "free":
-        raise ValueError("the aligned map is for free item tables: a frozen table is trained "
-                         "in the projected space, where new items use their projected rows")
+        raise ValueError(
+            "the aligned map is for free item tables: a frozen table is trained "
+            "in the projected space, where new items use their projected rows"
+        )
     P = np.asarray(P, np.float64)
     n = P.shape[0]
     warm_ids = np.arange(n) if warm is None else np.flatnonzero(np.asarray(warm, bool))
@@ -110,8 +114,7 @@ def fit_aligned_map(trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 
                 W, b = ridge_map(P[fit_on], E[fit_on], rel * unit)
                 _set_rows(model, held, P[held] @ W + b)
                 _, ranks = trainer.evaluate("valid", return_ranks=True)
-                g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask},
-                                  tuple(trainer.config.ks))["h"]
+                g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask}, tuple(trainer.config.ks))["h"]
                 scores[float(rel)] = float(g.get(metric, 0.0))
         finally:
             _set_rows(model, held, saved)
@@ -119,13 +122,19 @@ def fit_aligned_map(trainer, P, *, warm=None, holdout: float = 0.2, seed: int = 
     else:
         best = 1.0  # nothing to choose on: a middle value
     W, b = ridge_map(P[warm_ids], E[warm_ids], best * unit)
-    return {"W": W, "b": b, "lam": best * unit, "lam_rel": best, "scores": scores,
-            "n_holdout_targets": n_held, "metric": metric}
+    return {
+        "W": W,
+        "b": b,
+        "lam": best * unit,
+        "lam_rel": best,
+        "scores": scores,
+        "n_holdout_targets": n_held,
+        "metric": metric,
+    }
 
 
 # ----- rows and checkpoints -----------------------------------------------------------------
-def new_item_rows(items_state: dict, X, method: str, *, hidden: int, init_std: float,
-                  seed: int = 0) -> np.ndarray:
+def new_item_rows(items_state: dict, X, method: str, *, hidden: int, init_std: float, seed: int = 0) -> np.ndarray:
     """Rows (k, hidden) float32 for new items with LLM embeddings ``X`` (k, D), from the
     ``items`` entry of a checkpoint (see the module docstring)."""
     if method not in ROW_METHODS:
@@ -133,20 +142,23 @@ def new_item_rows(items_state: dict, X, method: str, *, hidden: int, init_std: f
     k = int(np.asarray(X).shape[0]) if X is not None else 0
     if method == "random":
         g = torch.Generator().manual_seed(int(seed))
-        return (torch.randn(k, hidden, generator=g, dtype=torch.float64) * init_std).numpy(
-            ).astype(np.float32)
+        return (torch.randn(k, hidden, generator=g, dtype=torch.float64) * init_std).numpy().astype(np.float32)
     proj = items_state.get("projection")
     if proj is None:
-        raise ValueError(f"method {method!r} needs the LLM projection, but this checkpoint "
-                         "is ID-only (init='random'): use method 'random' (the chance "
-                         "reference)")
+        raise ValueError(
+            f"method {method!r} needs the LLM projection, but this checkpoint "
+            "is ID-only (init='random'): use method 'random' (the chance "
+            "reference)"
+        )
     P = apply_projection(_plain(proj), X)
     if method == "projection":
         return P
     al = items_state.get("aligned")
     if al is None:
-        raise ValueError("this checkpoint has no aligned map (it is fitted after training "
-                         "by tfllmer-fast train/run): use method 'projection'")
+        raise ValueError(
+            "this checkpoint has no aligned map (it is fitted after training "
+            "by tfllmer-fast train/run): use method 'projection'"
+        )
     W, b = _np(al["W"]), _np(al["b"])
     return (P.astype(np.float64) @ W + b).astype(np.float32)
 
@@ -155,24 +167,23 @@ def check_new_embeddings(X, ids, known_ids, width: int | None) -> tuple[np.ndarr
     """Validate new items' embeddings and ids; errors name the problem and the rows."""
     X = np.asarray(X)
     if X.ndim != 2:
-        raise ValueError(f"new-item embeddings must be a 2-D array (items x width), got "
-                         f"shape {X.shape}")
+        raise ValueError(f"new-item embeddings must be a 2-D array (items x width), got shape {X.shape}")
     if X.shape[0] == 0:
         raise ValueError("no new items: the embedding array has zero rows")
     if X.dtype.kind not in "fiu":
         raise ValueError(f"new-item embeddings must be numbers, got dtype {X.dtype}")
     if width is not None and X.shape[1] != width:
-        raise ValueError(f"new-item embeddings have width {X.shape[1]}, but the model's "
-                         f"projection expects {width}")
+        raise ValueError(f"new-item embeddings have width {X.shape[1]}, but the model's projection expects {width}")
     X = X.astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(X).all(axis=1))
     if bad.size:
-        raise ValueError(f"new-item embeddings contain NaN or Inf in {bad.size} row(s), "
-                         f"first rows {bad[:5].tolist()}")
+        raise ValueError(f"new-item embeddings contain NaN or Inf in {bad.size} row(s), first rows {bad[:5].tolist()}")
     zero = np.flatnonzero(~X.any(axis=1))
     if zero.size:
-        raise ValueError(f"new-item embeddings have {zero.size} all-zero row(s) (no text?), "
-                         f"first rows {zero[:5].tolist()}: a zero row has no direction")
+        raise ValueError(
+            f"new-item embeddings have {zero.size} all-zero row(s) (no text?), "
+            f"first rows {zero[:5].tolist()}: a zero row has no direction"
+        )
     ids = [str(i) for i in ids]
     if len(ids) != X.shape[0]:
         raise ValueError(f"{len(ids)} ids for {X.shape[0]} embedding rows")
@@ -184,8 +195,10 @@ def check_new_embeddings(X, ids, known_ids, width: int | None) -> tuple[np.ndarr
     known = set(str(k) for k in known_ids)
     old = [i for i in ids if i in known]
     if old:
-        raise ValueError(f"item id(s) already known to the model: {', '.join(old[:5])}"
-                         + (f" and {len(old) - 5} more" if len(old) > 5 else ""))
+        raise ValueError(
+            f"item id(s) already known to the model: {', '.join(old[:5])}"
+            + (f" and {len(old) - 5} more" if len(old) > 5 else "")
+        )
     return X, ids
 
 
@@ -248,30 +261,34 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
     cfg = st["config"]
     frozen = "item_emb.base" in state
     if frozen and method == "aligned":
-        raise ValueError(f"this checkpoint's item table is {cfg.get('item_table')!r}: it was "
-                         "trained in the projected space, so new items take their projected "
-                         "rows; use method 'projection'")
+        raise ValueError(
+            f"this checkpoint's item table is {cfg.get('item_table')!r}: it was "
+            "trained in the projected space, so new items take their projected "
+            "rows; use method 'projection'"
+        )
     weight = state["item_emb.base" if frozen else "item_emb.weight"]
     extra = 0 if frozen else weight.shape[0] - 1 - _n_items_of(st)
     n = weight.shape[0] - 1 - extra
     items = checkpoint_items(st, n)
     if items["n_items"] != n:
-        raise ValueError(f"checkpoint inconsistent: {items['n_items']} items recorded, "
-                         f"{n} rows in the model")
+        raise ValueError(f"checkpoint inconsistent: {items['n_items']} items recorded, {n} rows in the model")
     proj = items.get("projection")
     if method in ("projection", "aligned") and proj is None:
-        why = ("is ID-only (init='random')" if cfg.get("init") == "random" else
-               f"was trained from an item table given to it (init={cfg.get('init')!r}), so "
-               "it stores no projection")
-        raise ValueError(f"method {method!r} needs the LLM projection, but this checkpoint "
-                         f"{why}: use method 'random' (the chance reference)")
+        why = (
+            "is ID-only (init='random')"
+            if cfg.get("init") == "random"
+            else f"was trained from an item table given to it (init={cfg.get('init')!r}), so it stores no projection"
+        )
+        raise ValueError(
+            f"method {method!r} needs the LLM projection, but this checkpoint "
+            f"{why}: use method 'random' (the chance reference)"
+        )
     width = None if proj is None or method == "random" else int(proj["components"].shape[0])
     k = int(np.asarray(X).shape[0]) if np.asarray(X).ndim == 2 else 0
     if ids is None:  # a namespace of their own: the data's keys may be the numbers n, n+1, ...
         ids = [f"new-{n + j}" for j in range(k)]
     X, ids = check_new_embeddings(X, ids, items["known_ids"], width)
-    rows = new_item_rows(items, X, method, hidden=weight.shape[1],
-                         init_std=float(cfg.get("init_std", 0.02)), seed=seed)
+    rows = new_item_rows(items, X, method, hidden=weight.shape[1], init_std=float(cfg.get("init_std", 0.02)), seed=seed)
     new_rows = torch.as_tensor(rows, dtype=weight.dtype)
 
     def grow(sd):
@@ -284,7 +301,7 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
                 sd["item_emb.delta"] = torch.cat([d, d.new_zeros(k, d.shape[1])])
         else:
             w = sd["item_emb.weight"]
-            sd["item_emb.weight"] = torch.cat([w[:n + 1], new_rows.to(w.device), w[n + 1:]])
+            sd["item_emb.weight"] = torch.cat([w[: n + 1], new_rows.to(w.device), w[n + 1 :]])
         if "bias" in sd and sd["bias"].shape[0] == n:
             b = sd["bias"]
             sd["bias"] = torch.cat([b, b.mean().expand(k).to(b.dtype)])
@@ -293,9 +310,12 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
     out = {key: v for key, v in st.items() if key not in ("optimizer", "scaler", "rng")}
     out["model"] = grow(st["model"])
     out["best_state"] = grow(st["best_state"]) if st.get("best_state") is not None else None
-    out["items"] = {**items, "n_items": n + k, "known_ids": list(items["known_ids"]) + ids,
-                    "added": list(items.get("added", [])) + [{"method": method, "n": k,
-                                                             "first_id": n}]}
+    out["items"] = {
+        **items,
+        "n_items": n + k,
+        "known_ids": list(items["known_ids"]) + ids,
+        "added": list(items.get("added", [])) + [{"method": method, "n": k, "first_id": n}],
+    }
     return out
 
 

@@ -46,8 +46,8 @@ def build_windows(train: Sequences, max_len: int, causal: bool) -> tuple[np.ndar
     lengths = train.lengths
     overlap = 1 if causal else 0
     span = max_len + overlap
-    n_pred = np.maximum(lengths - overlap, 0)          # targets per user
-    n_win = -(-n_pred // max_len)                       # ceil
+    n_pred = np.maximum(lengths - overlap, 0)  # targets per user
+    n_win = -(-n_pred // max_len)  # ceil
     users = np.repeat(np.arange(lengths.size), n_win)
     end = lengths[users] - 1 - segment_ranks(n_win) * max_len  # last item (inclusive)
     start = np.maximum(0, end - span + 1)
@@ -61,7 +61,7 @@ def build_prefixes(train: Sequences, max_len: int) -> tuple[np.ndarray, np.ndarr
     shifted ids and the row lengths."""
     n_pred = np.maximum(train.lengths - 1, 0)
     users = np.repeat(np.arange(n_pred.size), n_pred)
-    target = segment_ranks(n_pred) + 1                  # index of the target in the history
+    target = segment_ranks(n_pred) + 1  # index of the target in the history
     start = np.maximum(0, target - max_len)
     wlen = target - start + 1
     return right_aligned_rows(train, users, start, wlen, max_len + 1), wlen

@@ -22,11 +22,11 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     except RuntimeError as e:
         raise ValueError(f"unknown device {spec!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} requested but CUDA is not available on this "
-                         "machine: use --device cpu (or auto)")
+        raise ValueError(
+            f"device {spec!r} requested but CUDA is not available on this machine: use --device cpu (or auto)"
+        )
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {spec!r} requested but this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
+        raise ValueError(f"device {spec!r} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 

@@ -27,8 +27,7 @@ def randint(high: int, shape, device, generator: torch.Generator | None = None) 
     return torch.randint(high, shape, device=at, generator=generator).to(device)
 
 
-def multinomial(probs: torch.Tensor, n: int, device,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+def multinomial(probs: torch.Tensor, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """``n`` draws with replacement from ``probs``, on ``device``."""
     at = _draw_device(device, generator)
     return torch.multinomial(probs.to(at), n, replacement=True, generator=generator).to(device)

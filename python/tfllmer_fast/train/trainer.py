@@ -26,7 +26,7 @@ from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, 
 # ----- results ---------------------------------------------------------------------------
 @dataclass
 class FitResult:
-    history: list = field(default_factory=list)   # one dict per epoch
+    history: list = field(default_factory=list)  # one dict per epoch
     best_epoch: int | None = None
     best_valid: dict | None = None
     stopped_early: bool = False
@@ -56,8 +56,17 @@ class Trainer:
     callbacks : callables ``f(trainer, epoch_record)`` run after each epoch's checkpoint.
     """
 
-    def __init__(self, model, split: LeaveOneOutSplit, config, *, device=None,
-                 checkpoint_path=None, resume: bool = True, callbacks=()):
+    def __init__(
+        self,
+        model,
+        split: LeaveOneOutSplit,
+        config,
+        *,
+        device=None,
+        checkpoint_path=None,
+        resume: bool = True,
+        callbacks=(),
+    ):
         self.config = config
         self.device = resolve_device(device if device is not None else config.device)
         self.model = model.to(self.device)
@@ -73,8 +82,9 @@ class Trainer:
             samples = "prefixes" if model.causal else "windows"
         self.prefixes = samples == "prefixes"
         if self.prefixes and not model.causal:
-            raise ValueError("train_samples='prefixes' needs a next-item model (SASRec, GRU4Rec), "
-                             f"not {type(model).__name__}")
+            raise ValueError(
+                f"train_samples='prefixes' needs a next-item model (SASRec, GRU4Rec), not {type(model).__name__}"
+            )
         if self.prefixes:
             windows, wlen = build_prefixes(split.train, config.max_len)
         else:
@@ -83,28 +93,35 @@ class Trainer:
             raise ValueError("no training targets: every user has a single training item")
         self.windows = torch.as_tensor(windows, device=self.device)
         self.window_len = torch.as_tensor(wlen)  # CPU: batch widths need no device sync
-        self.n_targets = (windows.shape[0] if self.prefixes
-                          else int(np.maximum(wlen - (1 if model.causal else 0), 0).sum()))
+        self.n_targets = (
+            windows.shape[0] if self.prefixes else int(np.maximum(wlen - (1 if model.causal else 0), 0).sum())
+        )
         self.valid_data: EvalData = build_eval_data(split, config.max_len, "valid", self.device)
         self.test_data: EvalData | None = None
         counts = np.bincount(split.train.items, minlength=split.n_items)
         cold = split.cold_items
-        self.loss_fn = make_loss(config.loss, split.n_items, n_negatives=config.n_negatives,
-                                 negative_sampling=config.negative_sampling,
-                                 item_counts=counts, device=self.device, exclude=cold)
+        self.loss_fn = make_loss(
+            config.loss,
+            split.n_items,
+            n_negatives=config.n_negatives,
+            negative_sampling=config.negative_sampling,
+            item_counts=counts,
+            device=self.device,
+            exclude=cold,
+        )
         # Cold rows get exactly zero gradients (never an input, a target or a scored
         # negative), so Adam leaves them where they are; weight decay would not, so their
         # values are put back after every step then.
         # A frozen table's cold rows are a buffer plus a zero delta that decay keeps at zero.
         self._cold_rows = None
-        if (cold is not None and len(cold) and getattr(config, "weight_decay", 0.0)
-                and item_table_mode(model) == "free"):
+        if cold is not None and len(cold) and getattr(config, "weight_decay", 0.0) and item_table_mode(model) == "free":
             self._cold_rows = torch.as_tensor(np.asarray(cold) + 1, device=self.device)
         #: Extra entries of the checkpoint (e.g. the item projection; see experiment.run).
         self.extra_state: dict = {}
         # Fused Adam: one kernel for all parameters (CPU and CUDA), same maths as RecBole's.
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
-                                          weight_decay=config.weight_decay, fused=True)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+        )
         self._next_hidden = compiled_encoder(model, config, self.device, self.prefixes)
         self.gen = generator_for(self.device, config.seed + 1)
         self.shuffle_gen = torch.Generator().manual_seed(config.seed + 2)
@@ -115,23 +132,35 @@ class Trainer:
         self.resumed_from_epoch = 0  # epochs a loaded checkpoint had already trained
 
     # ----- evaluation ------------------------------------------------------------------
-    def evaluate(self, which: str = "valid", *, protocol: str = "full",
-                 mask_history: bool | None = None, return_ranks: bool = False):
+    def evaluate(
+        self,
+        which: str = "valid",
+        *,
+        protocol: str = "full",
+        mask_history: bool | None = None,
+        return_ranks: bool = False,
+    ):
         """Metrics on the validation or test split (see :func:`evaluation.evaluate`)."""
         if which == "test":
             if self.test_data is None:
-                self.test_data = build_eval_data(self.split, self.config.max_len, "test",
-                                                 self.device)
+                self.test_data = build_eval_data(self.split, self.config.max_len, "test", self.device)
             data = self.test_data
         else:
             data = self.valid_data
         c = self.config
         with self._threads():
-            return evaluate(self.model, data, protocol=protocol,
-                            mask_history=c.mask_history if mask_history is None else mask_history,
-                            n_negatives=c.eval_negatives, seed=c.seed, ks=tuple(c.ks),
-                            batch_size=c.eval_batch_size, return_ranks=return_ranks,
-                            amp_dtype=self.amp_dtype)
+            return evaluate(
+                self.model,
+                data,
+                protocol=protocol,
+                mask_history=c.mask_history if mask_history is None else mask_history,
+                n_negatives=c.eval_negatives,
+                seed=c.seed,
+                ks=tuple(c.ks),
+                batch_size=c.eval_batch_size,
+                return_ranks=return_ranks,
+                amp_dtype=self.amp_dtype,
+            )
 
     def item_groups(self) -> dict:
         """Boolean item masks of the target groups (head/tail, and warm/cold with cold
@@ -142,16 +171,16 @@ class Trainer:
             self._groups = item_groups(self.split, getattr(self.config, "head_share", 0.2))
         return self._groups
 
-    def evaluate_groups(self, which: str = "valid", *, protocol: str = "full",
-                        name: str | None = None) -> dict[str, dict]:
+    def evaluate_groups(
+        self, which: str = "valid", *, protocol: str = "full", name: str | None = None
+    ) -> dict[str, dict]:
         """``{name: all targets, name_<group>: targets of each group}`` from one ranking
         pass; every dict carries ``n_targets``. ``name`` defaults to ``which``."""
         name = which if name is None else name
         metrics, ranks = self.evaluate(which, protocol=protocol, return_ranks=True)
-        targets = (self.split.valid_targets if which == "valid" else self.split.test_targets)
+        targets = self.split.valid_targets if which == "valid" else self.split.test_targets
         out = {name: {**metrics, "n_targets": int(len(ranks))}}
-        for g, m in group_metrics(ranks, targets, self.item_groups(),
-                                  tuple(self.config.ks)).items():
+        for g, m in group_metrics(ranks, targets, self.item_groups(), tuple(self.config.ks)).items():
             out[f"{name}_{g}"] = m
         return out
 
@@ -179,10 +208,9 @@ class Trainer:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
         for a in range(0, n, c.batch_size):
-            width = self.batch_width(perm[a:a + c.batch_size])
-            batch = self.windows[perm_dev[a:a + c.batch_size]][:, -width:]
-            with torch.autocast(self.device.type, dtype=self.amp_dtype,
-                                enabled=self.amp_dtype is not None):
+            width = self.batch_width(perm[a : a + c.batch_size])
+            batch = self.windows[perm_dev[a : a + c.batch_size]][:, -width:]
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 if self.prefixes:  # one prediction per row, from the whole row
                     h, targets = self._next_hidden(batch[:, :-1]), batch[:, -1] - 1
                 else:
@@ -238,8 +266,8 @@ class Trainer:
         lens = self.window_len[perm]
         parts = []
         for a in range(0, n, chunk):
-            order = torch.argsort(lens[a:a + chunk], stable=True)
-            parts.append(perm[a:a + chunk][order])
+            order = torch.argsort(lens[a : a + chunk], stable=True)
+            parts.append(perm[a : a + chunk][order])
         perm = torch.cat(parts)
         batches = list(torch.split(perm, c.batch_size))
         shuffle = torch.randperm(len(batches), generator=self.shuffle_gen).tolist()
@@ -263,15 +291,21 @@ class Trainer:
         epoch = start_epoch
         while epoch < c.epochs and not res.stopped_early:
             # Per-batch bars only on a terminal (disable=None); epoch lines always when progress.
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{c.epochs}", leave=False,
-                       disable=None if c.progress else True, dynamic_ncols=True)
+            bar = tqdm(
+                total=n_batches,
+                desc=f"epoch {epoch + 1}/{c.epochs}",
+                leave=False,
+                disable=None if c.progress else True,
+                dynamic_ncols=True,
+            )
             t0 = time.perf_counter()
             loss = self.train_epoch(bar)
             if not math.isfinite(loss):
                 # A diverged model must not go on to be evaluated (and kept as "best").
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch + 1}: the mean loss is {loss}; lower "
-                    "the learning rate, set grad_clip, or check the item table for NaN/Inf")
+                    "the learning rate, set grad_clip, or check the item table for NaN/Inf"
+                )
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             train_s = time.perf_counter() - t0
@@ -279,8 +313,10 @@ class Trainer:
             record = self.end_epoch(epoch, loss, train_s)
             if c.progress:
                 v = record.get("valid")
-                tqdm.write(f"epoch {epoch + 1:3d}  loss {loss:.4f}  {train_s:.1f}s"
-                           + (f"  valid {metric} {v[metric]:.4f}" if v else ""))
+                tqdm.write(
+                    f"epoch {epoch + 1:3d}  loss {loss:.4f}  {train_s:.1f}s"
+                    + (f"  valid {metric} {v[metric]:.4f}" if v else "")
+                )
             epoch += 1
             self._save_checkpoint(epoch)
             for cb in self.callbacks:
@@ -291,9 +327,7 @@ class Trainer:
 
     def end_epoch(self, epoch: int, loss: float, train_s: float) -> dict:
         """The bookkeeping after training epoch ``epoch`` (0-based): validation when due,
-        best state, early stopping, history. Returns the epoch's record. Shared with
-        :class:`~tfllmer_fast.train.group.GroupTrainer`, which trains several trainers'
-        models at once."""
+        best state, early stopping, history. Returns the epoch's record."""
         c, res = self.config, self.result
         record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
         res.train_time_s += train_s
@@ -305,8 +339,7 @@ class Trainer:
             record["valid"] = valid
             if valid[c.selection_metric] > self._best_metric:
                 self._best_metric = valid[c.selection_metric]
-                self._best_state = {k: v.detach().clone()
-                                    for k, v in self.model.state_dict().items()}
+                self._best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
                 res.best_epoch, res.best_valid = epoch + 1, valid
                 self._bad_evals = 0
             else:
@@ -318,8 +351,7 @@ class Trainer:
 
     # ----- checkpoints -----------------------------------------------------------------
     def _rng_state(self) -> dict:
-        st = {"torch": torch.get_rng_state(), "gen": self.gen.get_state(),
-              "shuffle": self.shuffle_gen.get_state()}
+        st = {"torch": torch.get_rng_state(), "gen": self.gen.get_state(), "shuffle": self.shuffle_gen.get_state()}
         if self.device.type == "cuda":
             st["cuda"] = torch.cuda.get_rng_state(self.device)
         return st
@@ -344,10 +376,15 @@ class Trainer:
             "best_state": self._best_state,
             "best_metric": self._best_metric,
             "bad_evals": self._bad_evals,
-            "result": {"history": r.history, "best_epoch": r.best_epoch,
-                       "best_valid": r.best_valid, "stopped_early": r.stopped_early,
-                       "epochs_run": r.epochs_run, "train_time_s": r.train_time_s,
-                       "eval_time_s": r.eval_time_s},
+            "result": {
+                "history": r.history,
+                "best_epoch": r.best_epoch,
+                "best_valid": r.best_valid,
+                "stopped_early": r.stopped_early,
+                "epochs_run": r.epochs_run,
+                "train_time_s": r.train_time_s,
+                "eval_time_s": r.eval_time_s,
+            },
             **self.extra_state,
         }
 

@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tfllmer-fast",
         description="TF-LLMER sequential recommenders: co-occurrence graph, Rec-PCA, "
-                    "SASRec/GRU4Rec/BERT4Rec training and evaluation. With no arguments: "
-                    "the demo (run --preset quick on the synthetic catalogue).")
+        "SASRec/GRU4Rec/BERT4Rec training and evaluation. With no arguments: "
+        "the demo (run --preset quick on the synthetic catalogue).",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -55,17 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(r, COMMAND_FIELDS["reduce"])
     r.set_defaults(func=commands.cmd_reduce)
 
-    for name, func, text in (("train", commands.cmd_train, "train and evaluate one configuration"),
-                             ("run", commands.cmd_run, "the whole pipeline (default: TF-LLMER SASRec "
-                                              "on the synthetic catalogue)")):
+    for name, func, text in (
+        ("train", commands.cmd_train, "train and evaluate one configuration"),
+        ("run", commands.cmd_run, "the whole pipeline (default: TF-LLMER SASRec on the synthetic catalogue)"),
+    ):
         t = sub.add_parser(name, help=text)
         t.add_argument("--output", help="run folder (default: runs/<dataset>-<label>-...)")
-        t.add_argument("--no-resume", action="store_true",
-                       help="ignore an existing checkpoint in the output folder")
-        t.add_argument("--preset", choices=sorted(PRESETS),
-                       help="start from a named set of fields: "
-                            + "; ".join(f"{k}: {', '.join(f'{f}={v}' for f, v in d.items())}"
-                                        for k, d in PRESETS.items()))
+        t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in the output folder")
+        t.add_argument(
+            "--preset",
+            choices=sorted(PRESETS),
+            help="start from a named set of fields: "
+            + "; ".join(f"{k}: {', '.join(f'{f}={v}' for f, v in d.items())}" for k, d in PRESETS.items()),
+        )
         if name == "train":
             t.add_argument("--item-table", help="initial item table .npz from `reduce` (Z)")
             t.add_argument("--graph", help="precomputed training graph .npz for init=recpca")
@@ -74,69 +77,87 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="evaluate a saved checkpoint")
     e.add_argument("checkpoint", help="checkpoint.pt of a run folder")
-    e.add_argument("--split", nargs="+", default=["valid", "test"], choices=["valid", "test"],
-                   help="splits to evaluate (default: both)")
-    e.add_argument("--protocol", choices=["full", "sampled", "both"],
-                   help="full ranking, 100 sampled negatives, or both (default: the run's)")
-    e.add_argument("--mask-history", action=argparse.BooleanOptionalAction, default=None,
-                   help="exclude the user's history items (default: the run's)")
+    e.add_argument(
+        "--split",
+        nargs="+",
+        default=["valid", "test"],
+        choices=["valid", "test"],
+        help="splits to evaluate (default: both)",
+    )
+    e.add_argument(
+        "--protocol",
+        choices=["full", "sampled", "both"],
+        help="full ranking, 100 sampled negatives, or both (default: the run's)",
+    )
+    e.add_argument(
+        "--mask-history",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="exclude the user's history items (default: the run's)",
+    )
     e.add_argument("--device", help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: the run's)")
     e.add_argument("--json", help="also write the metrics to this JSON file")
     e.set_defaults(func=commands.cmd_evaluate)
 
     c = sub.add_parser("compare", help="tabulate results.json files (or folders of runs)")
     c.add_argument("results", nargs="+", help="results.json files or folders searched for them")
-    c.add_argument("--metrics", nargs="+", default=["ndcg@10", "recall@10"],
-                   help="metrics to show (default: ndcg@10 recall@10)")
+    c.add_argument(
+        "--metrics", nargs="+", default=["ndcg@10", "recall@10"], help="metrics to show (default: ndcg@10 recall@10)"
+    )
     c.add_argument("--split", default="test", help="split of the metrics (default: test)")
     c.add_argument("--no-group", action="store_true", help="one row per run (no seed groups)")
     c.set_defaults(func=commands.cmd_compare)
 
-    a = sub.add_parser("add-items", help="give a trained model rows for new items from "
-                                         "their LLM embeddings (no retraining)")
+    a = sub.add_parser(
+        "add-items", help="give a trained model rows for new items from their LLM embeddings (no retraining)"
+    )
     a.add_argument("checkpoint", help="checkpoint.pt of a run folder")
-    a.add_argument("embeddings", help="new items' LLM embeddings: .npy (k x D) or .npz with "
-                                      "'embeddings' and optionally 'ids'")
+    a.add_argument(
+        "embeddings", help="new items' LLM embeddings: .npy (k x D) or .npz with 'embeddings' and optionally 'ids'"
+    )
     a.add_argument("--out", required=True, help="the new checkpoint (written atomically)")
-    a.add_argument("--method", choices=["projection", "aligned", "random"],
-                   default="projection",
-                   help="projection: the projection and scaling that built the initial table; "
-                        "aligned: the ridge map fitted after training; random: random rows "
-                        "(ID-only models; the chance reference). Default: projection")
-    a.add_argument("--ids", help="text file with the new items' ids, one per row of "
-                                 "EMBEDDINGS (default: the .npz's 'ids', else new-<id> with the "
-                                 "new 0-based ids)")
+    a.add_argument(
+        "--method",
+        choices=["projection", "aligned", "random"],
+        default="projection",
+        help="projection: the projection and scaling that built the initial table; "
+        "aligned: the ridge map fitted after training; random: random rows "
+        "(ID-only models; the chance reference). Default: projection",
+    )
+    a.add_argument(
+        "--ids",
+        help="text file with the new items' ids, one per row of "
+        "EMBEDDINGS (default: the .npz's 'ids', else new-<id> with the "
+        "new 0-based ids)",
+    )
     a.add_argument("--seed", type=int, default=0, help="seed of the random rows")
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a.set_defaults(func=commands.cmd_add_items)
 
-    s = sub.add_parser("study", help="run (or resume) a study grid from a TOML/YAML file "
-                                     "and write Markdown tables + plots")
+    s = sub.add_parser(
+        "study", help="run (or resume) a study grid from a TOML/YAML file and write Markdown tables + plots"
+    )
     s.add_argument("--config", required=True, help="study file (see studies/)")
     s.add_argument("--output", required=True, help="study folder (runs/, STUDY.md, plots/)")
     s.add_argument("--datasets", nargs="+", help="only these dataset names (this invocation)")
     s.add_argument("--backbones", nargs="+", help="only these backbones")
     s.add_argument("--variants", nargs="+", help="only these variants")
-    s.add_argument("--report-only", action="store_true",
-                   help="train nothing; tabulate the finished runs")
-    s.add_argument("--no-report", action="store_true",
-                   help="train only (parallel shards); tabulate later with --report-only")
+    s.add_argument("--report-only", action="store_true", help="train nothing; tabulate the finished runs")
+    s.add_argument(
+        "--no-report", action="store_true", help="train only (parallel shards); tabulate later with --report-only"
+    )
     s.add_argument("--quiet", action="store_true", help="no per-run output")
-    s.add_argument("--group-size", type=int, default=None,
-                   help="runs of one shape trained together on stacked parameters (1: alone; "
-                        "default 16 on a GPU; 1 on the CPU, where a group is no faster)")
-    s.add_argument("--budget-s", type=float,
-                   help="start no group or epoch after this many seconds (resume later)")
+    s.add_argument("--budget-s", type=float, help="start no run after this many seconds (resume later)")
     s.set_defaults(func=commands.cmd_study)
     for sp in sub.choices.values():  # after the command too: `tfllmer-fast run ... --debug`
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks of errors")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
     return p
 
 
 def _warning_printer(command: str):
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"tfllmer-fast {command}: warning: {message}", file=sys.stderr)
+
     return show
 
 
@@ -154,8 +175,10 @@ def _fix_for(e: BaseException) -> str:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
-        print("no command given: running the demo, `tfllmer-fast run --preset quick` on the "
-              "synthetic catalogue (see `tfllmer-fast --help`)")
+        print(
+            "no command given: running the demo, `tfllmer-fast run --preset quick` on the "
+            "synthetic catalogue (see `tfllmer-fast --help`)"
+        )
         argv = ["run", "--preset", "quick"]
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -170,8 +193,7 @@ def main(argv=None) -> int:
             return args.func(args)
     except KeyboardInterrupt:
         out = getattr(args, "resolved_output", None)
-        hint = (f" (run again with --output {out} to resume)" if out is not None
-                else "")
+        hint = f" (run again with --output {out} to resume)" if out is not None else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
     except (UsageError, ValueError, OSError, ImportError, ArithmeticError) as e:
@@ -192,4 +214,3 @@ def console_main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     console_main()
-

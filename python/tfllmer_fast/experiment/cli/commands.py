@@ -27,12 +27,13 @@ def cmd_graph(args) -> int:
     out = npz_path(args.out)
     data, split = _load(config, embeddings=False)
     t = time.perf_counter()
-    g = training_graph(split, window=config.graph_window, weighting=config.graph_weighting,
-                       n_threads=config.threads)
+    g = training_graph(split, window=config.graph_window, weighting=config.graph_weighting, n_threads=config.threads)
     with atomic_open(out) as f:
         sp.save_npz(f, sp.csr_matrix(g))
-    print(f"graph of {data.name} (training part): {g.shape[0]} items, {g.nnz} non-zeros, "
-          f"{time.perf_counter() - t:.2f} s -> {out}")
+    print(
+        f"graph of {data.name} (training part): {g.shape[0]} items, {g.nnz} non-zeros, "
+        f"{time.perf_counter() - t:.2f} s -> {out}"
+    )
     return 0
 
 
@@ -52,19 +53,35 @@ def cmd_reduce(args) -> int:
     data, split = _load(config, embeddings=True)
     X = check_embeddings(data.embeddings, split.n_items)
     t = time.perf_counter()
-    graph = (sp.csr_array(sp.load_npz(args.graph)) if args.graph
-             else training_graph(split, window=config.graph_window,
-                                 weighting=config.graph_weighting, n_threads=config.threads))
+    graph = (
+        sp.csr_array(sp.load_npz(args.graph))
+        if args.graph
+        else training_graph(
+            split, window=config.graph_window, weighting=config.graph_weighting, n_threads=config.threads
+        )
+    )
     if graph.shape != (split.n_items, split.n_items):
         raise UsageError(f"graph shape {graph.shape} does not match {split.n_items} items")
-    pca = RecPCA(n_components=args.dim or config.hidden, lam=config.lam,
-                 normalize=config.normalize_llm is not False, n_threads=config.threads)
+    pca = RecPCA(
+        n_components=args.dim or config.hidden,
+        lam=config.lam,
+        normalize=config.normalize_llm is not False,
+        n_threads=config.threads,
+    )
     Z = pca.fit_transform(X, graph)
     with atomic_open(out) as f:
-        np.savez(f, Z=np.asarray(Z, np.float32), components=pca.components_,
-                 eigenvalues=pca.eigenvalues_, mean=pca.mean_, lam=config.lam)
-    print(f"Rec-PCA of {data.name}: {X.shape} -> {Z.shape} (lambda {config.lam}) "
-          f"in {time.perf_counter() - t:.2f} s -> {out}")
+        np.savez(
+            f,
+            Z=np.asarray(Z, np.float32),
+            components=pca.components_,
+            eigenvalues=pca.eigenvalues_,
+            mean=pca.mean_,
+            lam=config.lam,
+        )
+    print(
+        f"Rec-PCA of {data.name}: {X.shape} -> {Z.shape} (lambda {config.lam}) "
+        f"in {time.perf_counter() - t:.2f} s -> {out}"
+    )
     return 0
 
 
@@ -79,9 +96,11 @@ def _run(args, config: Config) -> int:
     out = writable_folder(Path(args.output) if args.output else default_output(config))
     args.resolved_output = out
     resumes = (out / "checkpoint.pt").exists() and not args.no_resume
-    print(f"{config.label} on {config.dataset}: up to {config.epochs} epochs (patience "
-          f"{config.patience}) on {device}; run folder {out}"
-          + (" (resuming its checkpoint)" if resumes else ""), flush=True)
+    print(
+        f"{config.label} on {config.dataset}: up to {config.epochs} epochs (patience "
+        f"{config.patience}) on {device}; run folder {out}" + (" (resuming its checkpoint)" if resumes else ""),
+        flush=True,
+    )
     table = graph = None
     if getattr(args, "item_table", None):
         with np.load(args.item_table) as z:
@@ -90,12 +109,10 @@ def _run(args, config: Config) -> int:
         import scipy.sparse as sp
 
         graph = sp.csr_array(sp.load_npz(args.graph))
-    result = run_experiment(config, output_dir=out, item_table=table, graph=graph,
-                            resume=not args.no_resume)
+    result = run_experiment(config, output_dir=out, item_table=table, graph=graph, resume=not args.no_resume)
     written = save_run(result, out)
     print("\n" + run_summary(result))
-    print(f"\nresults: {written['results']}" + (f"\nplot: {written['plot']}"
-                                                 if "plot" in written else ""))
+    print(f"\nresults: {written['results']}" + (f"\nplot: {written['plot']}" if "plot" in written else ""))
     return 0
 
 
@@ -120,8 +137,11 @@ def cmd_evaluate(args) -> int:
     from ..run import load_run_data, make_run_split
 
     st = load_checkpoint(args.checkpoint)
-    changes = {k: v for k, v in (("device", args.device), ("protocol", args.protocol),
-                                 ("mask_history", args.mask_history)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (("device", args.device), ("protocol", args.protocol), ("mask_history", args.mask_history))
+        if v is not None
+    }
     config = Config.from_dict(st["config"]).replace(progress=False, **changes)
     data = load_run_data(config, embeddings=False)
     split = make_run_split(config, data)
@@ -133,12 +153,15 @@ def cmd_evaluate(args) -> int:
         sfx = "" if p == "full" else "_sampled"
         for which in args.split:
             metrics.update(trainer.evaluate_groups(which, protocol=p, name=which + sfx))
-    print(f"{config.label} on {data.name}, checkpoint {args.checkpoint} (epoch "
-          f"{st['epoch']}, best state of epoch {st['result']['best_epoch']})")
+    print(
+        f"{config.label} on {data.name}, checkpoint {args.checkpoint} (epoch "
+        f"{st['epoch']}, best state of epoch {st['result']['best_epoch']})"
+    )
     print(metrics_table(metrics, tuple(config.ks)))
     if args.json:
-        write_json_atomic({"checkpoint": str(args.checkpoint), "config": config.to_dict(),
-                           "metrics": metrics}, args.json)
+        write_json_atomic(
+            {"checkpoint": str(args.checkpoint), "config": config.to_dict(), "metrics": metrics}, args.json
+        )
     return 0
 
 
@@ -154,8 +177,7 @@ def cmd_compare(args) -> int:
     if not paths:
         raise UsageError(f"no results.json found under {', '.join(args.results)}")
     runs = [load_results(p) | {"folder": str(p.parent)} for p in paths]
-    print(compare_runs(runs, metrics=args.metrics, split=args.split,
-                       group_seeds=not args.no_group))
+    print(compare_runs(runs, metrics=args.metrics, split=args.split, group_seeds=not args.no_group))
     return 0
 
 
@@ -176,11 +198,12 @@ def cmd_add_items(args) -> int:
     new = add_items(st, X, ids, method=args.method, seed=args.seed)
     save_checkpoint({k: v for k, v in new.items() if k != "format"}, out)
     k = int(np.asarray(X).shape[0])
-    note = " (the chance reference: no LLM information)" \
-        if args.method == "random" else ""
+    note = " (the chance reference: no LLM information)" if args.method == "random" else ""
     first = new["items"]["n_items"] - k
-    print(f"added {k} item(s) with {args.method} rows{note}: ids {first}..{first + k - 1} of "
-          f"{new['items']['n_items']} -> {out}")
+    print(
+        f"added {k} item(s) with {args.method} rows{note}: ids {first}..{first + k - 1} of "
+        f"{new['items']['n_items']} -> {out}"
+    )
     return 0
 
 
@@ -215,10 +238,17 @@ def cmd_study(args) -> int:
 
     spec = StudySpec.from_file(args.config)
     t0 = time.time()
-    run_study(spec, args.output, datasets=args.datasets, backbones=args.backbones,
-              variants=args.variants, verbose=not args.quiet, train=not args.report_only,
-              write_report=not args.no_report, group_size=args.group_size,
-              deadline=(time.monotonic() + args.budget_s) if args.budget_s else None)
+    run_study(
+        spec,
+        args.output,
+        datasets=args.datasets,
+        backbones=args.backbones,
+        variants=args.variants,
+        verbose=not args.quiet,
+        train=not args.report_only,
+        write_report=not args.no_report,
+        deadline=(time.monotonic() + args.budget_s) if args.budget_s else None,
+    )
     if not args.no_report:
         print(f"\nstudy report: {Path(args.output) / 'STUDY.md'} ({time.time() - t0:.0f} s)")
     return 0

@@ -14,8 +14,7 @@ from pathlib import Path
 from ..config import PRESETS, Config, _flatten, load_config_file
 
 #: The Config fields each subcommand reads (the others would do nothing there).
-_DATA_FIELDS = ("dataset", "kcore", "synthetic_users", "synthetic_items", "synthetic_dim",
-                "threads")
+_DATA_FIELDS = ("dataset", "kcore", "synthetic_users", "synthetic_items", "synthetic_dim", "threads")
 _GRAPH_FIELDS = ("graph_window", "graph_weighting")
 COMMAND_FIELDS = {
     "graph": _DATA_FIELDS + _GRAPH_FIELDS,
@@ -32,6 +31,7 @@ class UsageError(Exception):
 def _none_or(conv):
     def parse(s: str):
         return None if s.lower() in ("none", "null") else conv(s)
+
     parse.__name__ = conv.__name__
     return parse
 
@@ -48,8 +48,9 @@ _HINTS = typing.get_type_hints(Config)
 
 
 def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
-    g = p.add_argument_group("configuration (Config fields; a flag overrides the same field of --config"
-                             " and of --preset)")
+    g = p.add_argument_group(
+        "configuration (Config fields; a flag overrides the same field of --config and of --preset)"
+    )
     for f in fields(Config):
         if names is not None and f.name not in names:
             continue
@@ -73,8 +74,13 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
             g.add_argument(flag, type=int, nargs="+", default=_UNSET, help=text, metavar="K")
         else:
             conv = {int: int, float: float, str: str, bool: _bool}[base]
-            g.add_argument(flag, type=_none_or(conv) if nullable else conv, default=_UNSET,
-                           help=text, metavar=base.__name__.upper())
+            g.add_argument(
+                flag,
+                type=_none_or(conv) if nullable else conv,
+                default=_UNSET,
+                help=text,
+                metavar=base.__name__.upper(),
+            )
 
 
 def _flag_name(f) -> str:
@@ -113,8 +119,7 @@ def writable_folder(path: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise UsageError(f"cannot write to {path}: {e.strerror or e}; choose another "
-                         "--output folder") from None
+        raise UsageError(f"cannot write to {path}: {e.strerror or e}; choose another --output folder") from None
     return path
 
 

@@ -6,5 +6,17 @@ from .report import collect, render_report
 from .runner import DatasetCache, run_job, run_study
 from .spec import VARIANT_LABELS, VARIANTS, DatasetSpec, Job, StudySpec, grid_points, setting_tag
 
-__all__ = ["VARIANTS", "VARIANT_LABELS", "DatasetCache", "DatasetSpec", "Job", "StudySpec",
-           "collect", "grid_points", "render_report", "run_job", "run_study", "setting_tag"]
+__all__ = [
+    "VARIANTS",
+    "VARIANT_LABELS",
+    "DatasetCache",
+    "DatasetSpec",
+    "Job",
+    "StudySpec",
+    "collect",
+    "grid_points",
+    "render_report",
+    "run_job",
+    "run_study",
+    "setting_tag",
+]

@@ -48,24 +48,38 @@ def collect(spec: StudySpec, root: Path) -> dict:
                     r = load_results(p)
                     cp = j.folder / "conditioning.json"
                     cond = json.loads(cp.read_text()) if cp.exists() else {}
-                    runs.append({"seed": j.seed, "folder": str(j.folder.relative_to(root)),
-                                 "metrics": r["metrics"], "best_epoch": r["best_epoch"],
-                                 "metrics_aligned": r.get("metrics_aligned"),
-                                 "n_items": r.get("dataset", {}).get("n_items"),
-                                 "epochs_run": r["epochs_run"],
-                                 "stopped_early": r["stopped_early"],
-                                 "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"],
-                                              "valid": h.get("valid", {})}
-                                             for h in r["history"]],
-                                 "timings": r["timings"], "device": r["versions"].get("device"),
-                                 "threads": r.get("threads"), "conditioning": cond})
+                    runs.append(
+                        {
+                            "seed": j.seed,
+                            "folder": str(j.folder.relative_to(root)),
+                            "metrics": r["metrics"],
+                            "best_epoch": r["best_epoch"],
+                            "metrics_aligned": r.get("metrics_aligned"),
+                            "n_items": r.get("dataset", {}).get("n_items"),
+                            "epochs_run": r["epochs_run"],
+                            "stopped_early": r["stopped_early"],
+                            "history": [
+                                {"epoch": h["epoch"], "train_loss": h["train_loss"], "valid": h.get("valid", {})}
+                                for h in r["history"]
+                            ],
+                            "timings": r["timings"],
+                            "device": r["versions"].get("device"),
+                            "threads": r.get("threads"),
+                            "conditioning": cond,
+                        }
+                    )
                 grid_times = []
                 for j in done:
                     grid_times.append(load_results(j.folder / "results.json")["timings"]["total_s"])
                 entry["variants"][variant] = {
-                    "setting": chosen, "tag": setting_tag(chosen), "grid_complete": complete,
-                    "selection_metric": metric, "grid": grid_rows, "runs": runs,
-                    "grid_total_s": float(sum(grid_times))}
+                    "setting": chosen,
+                    "tag": setting_tag(chosen),
+                    "grid_complete": complete,
+                    "selection_metric": metric,
+                    "grid": grid_rows,
+                    "runs": runs,
+                    "grid_total_s": float(sum(grid_times)),
+                }
             if entry["variants"]:
                 groups.append(entry)
     total = 0.0
@@ -81,14 +95,15 @@ def _metric_values(runs, split, metric):
 def results_table(group: dict, ks=(10, 20)) -> str:
     """Test metrics (mean ± std over seeds) and relative improvement over ID-only/LLMInit."""
     vs = group["variants"]
-    base = {b: {m: mean_std(_metric_values(vs[b]["runs"], "test", m))[0]
-                for m in ("ndcg@10", "recall@10")}
-            for b in ("id", "llminit") if b in vs and vs[b]["runs"]}
+    base = {
+        b: {m: mean_std(_metric_values(vs[b]["runs"], "test", m))[0] for m in ("ndcg@10", "recall@10")}
+        for b in ("id", "llminit")
+        if b in vs and vs[b]["runs"]
+    }
     cols = ["variant", "setting", "seeds"]
     for k in ks:
         cols += [f"NDCG@{k}", f"Recall@{k}"]
-    cols += ["ΔN@10 vs ID", "ΔR@10 vs ID", "ΔN@10 vs LLMInit", "ΔR@10 vs LLMInit",
-             "best epoch / run", "s/epoch"]
+    cols += ["ΔN@10 vs ID", "ΔR@10 vs ID", "ΔN@10 vs LLMInit", "ΔR@10 vs LLMInit", "best epoch / run", "s/epoch"]
     rows = []
     for v, info in vs.items():
         runs = info["runs"]
@@ -103,11 +118,10 @@ def results_table(group: dict, ks=(10, 20)) -> str:
             for m, short in (("ndcg@10", "N"), ("recall@10", "R")):
                 mine = mean_std(_metric_values(runs, "test", m))[0]
                 row[f"Δ{short}@10 vs {name}"] = (
-                    fmt_pct(relative_improvement(mine, base[b][m])) if b in base and v != b
-                    else "–")
+                    fmt_pct(relative_improvement(mine, base[b][m])) if b in base and v != b else "–"
+                )
         row["best epoch / run"] = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)
-        sec = [r["timings"]["per_epoch_s"] for r in runs
-               if r.get("timings", {}).get("per_epoch_s") is not None]
+        sec = [r["timings"]["per_epoch_s"] for r in runs if r.get("timings", {}).get("per_epoch_s") is not None]
         row["s/epoch"] = f"{np.median(sec):.2f}" if sec else "–"
         rows.append(row)
     return format_table(rows, cols)
@@ -122,8 +136,7 @@ def group_table(group: dict, metrics=("ndcg@10", "recall@10"), split: str = "tes
     trained warm rows. ID-only models only have random rows: the chance reference.
     """
     vs = group["variants"]
-    present = [g for g in GROUPS if any(f"{split}_{g}" in r["metrics"]
-                                        for info in vs.values() for r in info["runs"])]
+    present = [g for g in GROUPS if any(f"{split}_{g}" in r["metrics"] for info in vs.values() for r in info["runs"])]
     if not present:
         return ""
     cols = ["variant", "rows", "seeds"]
@@ -142,14 +155,13 @@ def group_table(group: dict, metrics=("ndcg@10", "recall@10"), split: str = "tes
             row = {"variant": VARIANT_LABELS[v], "rows": label, "seeds": str(len(runs))}
             for g in present:
                 for m, short in zip(metrics, _short(metrics)):
-                    vals = [r[key][f"{split}_{g}"][m] for r in runs
-                            if r.get(key) and m in r[key].get(f"{split}_{g}", {})]
+                    vals = [
+                        r[key][f"{split}_{g}"][m] for r in runs if r.get(key) and m in r[key].get(f"{split}_{g}", {})
+                    ]
                     row[f"{g} {short}"] = fmt_mean_std(vals)
-                n_targets.setdefault(g, runs[0]["metrics"].get(f"{split}_{g}", {})
-                                     .get("n_targets"))
+                n_targets.setdefault(g, runs[0]["metrics"].get(f"{split}_{g}", {}).get("n_targets"))
             rows.append(row)
-    n_items = next((r.get("n_items") for info in vs.values() for r in info["runs"]
-                    if r.get("n_items")), None)
+    n_items = next((r.get("n_items") for info in vs.values() for r in info["runs"] if r.get("n_items")), None)
     if n_items:
         ch = chance_metrics(n_items, ks=sorted({int(m.split("@")[1]) for m in metrics}))
         row = {"variant": "uniform random ranking", "rows": "chance", "seeds": "–"}
@@ -171,10 +183,15 @@ def selection_table(group: dict) -> str:
         if len(info["grid"]) < 2:  # nothing was selected
             continue
         for g in info["grid"]:
-            rows.append({"variant": VARIANT_LABELS[v], "setting": g["tag"],
-                         f"valid {info['selection_metric']}": f"{g['valid']:.4f}",
-                         "chosen": "**yes**" if g["chosen"] else "",
-                         "complete": "" if info["grid_complete"] else "grid unfinished"})
+            rows.append(
+                {
+                    "variant": VARIANT_LABELS[v],
+                    "setting": g["tag"],
+                    f"valid {info['selection_metric']}": f"{g['valid']:.4f}",
+                    "chosen": "**yes**" if g["chosen"] else "",
+                    "complete": "" if info["grid_complete"] else "grid unfinished",
+                }
+            )
     if not rows:
         return ""
     cols = ["variant", "setting", next(k for k in rows[0] if k.startswith("valid")), "chosen"]
@@ -206,10 +223,19 @@ def conditioning_table(group: dict) -> str:
                 row[f"{stage} κ"] += f" (GN {_fmt_sci(c['gauss_newton']['condition_number'])})"
         row["item-norm cv (init → trained)"] = (
             f"{_fmt_sci(cond.get('init', {}).get('item_norm_cv'))} → "
-            f"{_fmt_sci(cond.get('trained', {}).get('item_norm_cv'))}")
+            f"{_fmt_sci(cond.get('trained', {}).get('item_norm_cv'))}"
+        )
         rows.append(row)
-    cols = ["variant", "init λmax", "init λmin", "init κ", "trained λmax", "trained λmin",
-            "trained κ", "item-norm cv (init → trained)"]
+    cols = [
+        "variant",
+        "init λmax",
+        "init λmin",
+        "init κ",
+        "trained λmax",
+        "trained λmin",
+        "trained κ",
+        "item-norm cv (init → trained)",
+    ]
     return format_table(rows, cols) if rows else ""
 
 
@@ -257,8 +283,10 @@ def plot_group(group: dict, path) -> Path | None:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{group['dataset']} / {group['backbone']} (seed "
-                 f"{next(iter(group['variants'].values()))['runs'][0]['seed']})", fontsize=9)
+    fig.suptitle(
+        f"{group['dataset']} / {group['backbone']} (seed {next(iter(group['variants'].values()))['runs'][0]['seed']})",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -272,43 +300,66 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
     lines = [f"# {spec.title}", ""]
     first = summary["groups"][0]["variants"] if summary["groups"] else {}
     metric = next(iter(first.values()))["selection_metric"] if first else "ndcg@10"
-    lines += ["Test metrics: mean ± sample std over seeds (one value when one seed); full "
-              f"ranking, leave-one-out; settings chosen on validation {metric} only. "
-              "Δ = relative change of the mean.", ""]
+    lines += [
+        "Test metrics: mean ± sample std over seeds (one value when one seed); full "
+        f"ranking, leave-one-out; settings chosen on validation {metric} only. "
+        "Δ = relative change of the mean.",
+        "",
+    ]
     for g in summary["groups"]:
         head = f"{g['dataset']} / {g['backbone']}"
         lines += [f"## {head}", "", results_table(g), ""]
         gt = group_table(g)
         if gt:
-            lines += ["Test NDCG@10 (N) and Recall@10 (R) by target group (head: the most "
-                      "frequent warm items holding the head share of training interactions; "
-                      "tail: the other warm items; cold: items never trained on):", "", gt, ""]
+            lines += [
+                "Test NDCG@10 (N) and Recall@10 (R) by target group (head: the most "
+                "frequent warm items holding the head share of training interactions; "
+                "tail: the other warm items; cold: items never trained on):",
+                "",
+                gt,
+                "",
+            ]
         png = root / "plots" / f"loss-{g['dataset']}-{g['backbone']}.png"
         if plot_group(g, png) is not None:
             lines += [f"![training loss, {head}](plots/{png.name})", ""]
         lines += ["Training loss (first seed):", "", loss_table(g), ""]
-        lines += ["Conditioning of the CE w.r.t. the sequence representations (fixed batch of "
-                  "256 training windows, first seed):", "", conditioning_table(g), ""]
+        lines += [
+            "Conditioning of the CE w.r.t. the sequence representations (fixed batch of "
+            "256 training windows, first seed):",
+            "",
+            conditioning_table(g),
+            "",
+        ]
         sel = selection_table(g)
-        lines += ["Selection grid (first seed, validation):", "",
-                  sel or "(one setting per variant here: nothing was selected)", ""]
-    lines += ["## Time", "", f"Sum of run wall times: {summary['sum_of_run_seconds'] / 60:.1f} min.",
-              ""]
+        lines += [
+            "Selection grid (first seed, validation):",
+            "",
+            sel or "(one setting per variant here: nothing was selected)",
+            "",
+        ]
+    lines += ["## Time", "", f"Sum of run wall times: {summary['sum_of_run_seconds'] / 60:.1f} min.", ""]
     inv = summary.get("invocations", [])
     if inv:
         import calendar
 
         starts = [calendar.timegm(time.strptime(i["started"], "%Y-%m-%dT%H:%M:%SZ")) for i in inv]
         ends = [s + i["wall_s"] for s, i in zip(starts, inv)]
-        lines += [f"Span from the first start to the last end of the invocations: "
-                  f"{(max(ends) - min(starts)) / 60:.1f} min (invocations may overlap: "
-                  "parallel processes).", ""]
-        rows = [{"started (UTC)": i["started"], "wall": f"{i['wall_s'] / 60:.1f} min",
-                 "runs trained": str(i["runs_trained"]),
-                 "filter": ", ".join(f"{k}={v}" for k, v in i["filter"].items() if v) or "–"}
-                for i in inv]
+        lines += [
+            f"Span from the first start to the last end of the invocations: "
+            f"{(max(ends) - min(starts)) / 60:.1f} min (invocations may overlap: "
+            "parallel processes).",
+            "",
+        ]
+        rows = [
+            {
+                "started (UTC)": i["started"],
+                "wall": f"{i['wall_s'] / 60:.1f} min",
+                "runs trained": str(i["runs_trained"]),
+                "filter": ", ".join(f"{k}={v}" for k, v in i["filter"].items() if v) or "–",
+            }
+            for i in inv
+        ]
         lines += [format_table(rows, ["started (UTC)", "wall", "runs trained", "filter"]), ""]
-    dev = {r["device"] for g in summary["groups"] for v in g["variants"].values()
-           for r in v["runs"]}
+    dev = {r["device"] for g in summary["groups"] for v in g["variants"].values() for r in v["runs"]}
     lines += [f"Devices: {', '.join(sorted(d for d in dev if d))}.", ""]
     return "\n".join(lines)

@@ -19,7 +19,6 @@ from ...train.rows import build_windows
 from ..config import Config
 from ..results import load_results, write_json_atomic
 from ..run import load_run_data, make_run_split, run_experiment, run_summary, save_run
-from .grouped import plan_groups, run_group
 from .report import collect, render_report
 from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
 
@@ -41,27 +40,41 @@ class DatasetCache:
     def graph(self, window, weighting):
         key = (window, weighting)
         if key not in self.graphs:
-            self.graphs[key] = training_graph(self.split, window=window, weighting=weighting,
-                                              n_threads=self.threads)
+            self.graphs[key] = training_graph(self.split, window=window, weighting=weighting, n_threads=self.threads)
         return self.graphs[key]
 
     def item_table_and_projection(self, c: Config):
         """The initial table of ``c`` and the projection that built it (None, None: ID)."""
         if c.init == "random":
             return None, None
-        key = (c.init, c.embeddings, c.hidden, c.normalize_llm, c.init_scale, c.init_std,
-               c.lam if c.init == "recpca" else None,
-               (c.graph_window, c.graph_weighting) if c.init == "recpca" else None)
+        key = (
+            c.init,
+            c.embeddings,
+            c.hidden,
+            c.normalize_llm,
+            c.init_scale,
+            c.init_std,
+            c.lam if c.init == "recpca" else None,
+            (c.graph_window, c.graph_weighting) if c.init == "recpca" else None,
+        )
         if key not in self.tables:
-            graph = (self.graph(c.graph_window, c.graph_weighting) if c.init == "recpca"
-                     else None)
+            graph = self.graph(c.graph_window, c.graph_weighting) if c.init == "recpca" else None
             # Warnings (zero rows, eigenvalues <= 0 at a large lam) reach the user: they
             # are what a lambda sweep is meant to show.
             projection = {}
             table = initial_item_table(
-                c.init, self.data.embeddings, self.split, c.hidden, lam=c.lam,
-                graph=graph, normalize_llm=c.normalize_llm, scale=c.init_scale,
-                init_std=c.init_std, n_threads=c.threads, projection=projection)
+                c.init,
+                self.data.embeddings,
+                self.split,
+                c.hidden,
+                lam=c.lam,
+                graph=graph,
+                normalize_llm=c.normalize_llm,
+                scale=c.init_scale,
+                init_std=c.init_std,
+                n_threads=c.threads,
+                projection=projection,
+            )
             self.tables[key] = (table, projection)
         return self.tables[key]
 
@@ -105,8 +118,9 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
         results = load_results(res_path)
         model = None
     else:
-        run = run_experiment(c, data=cache.data, split=cache.split, item_table=table,
-                             output_dir=out, resume=True, projection=projection)
+        run = run_experiment(
+            c, data=cache.data, split=cache.split, item_table=table, output_dir=out, resume=True, projection=projection
+        )
         save_run(run, out, plot=False)
         if verbose:
             print(run_summary(run))
@@ -123,22 +137,28 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
 
 def _finished(job: Job) -> bool:
     cond = job.folder / "conditioning.json"
-    return ((job.folder / "results.json").exists() and cond.exists()
-            and "trained" in json.loads(cond.read_text()))
+    return (job.folder / "results.json").exists() and cond.exists() and "trained" in json.loads(cond.read_text())
 
 
-def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, variants=None,
-              verbose: bool = True, write_report: bool = True, train: bool = True,
-              group_size: int | None = None, deadline: float | None = None) -> dict:
+def run_study(
+    spec: StudySpec,
+    output_dir,
+    *,
+    datasets=None,
+    backbones=None,
+    variants=None,
+    verbose: bool = True,
+    write_report: bool = True,
+    train: bool = True,
+    deadline: float | None = None,
+) -> dict:
     """Run (or resume) the study; return the collected summary and write the report.
 
     ``datasets`` / ``backbones`` / ``variants`` restrict this invocation to a subset (e.g. to
     run two processes side by side); the report covers every run found finished.
     ``train=False`` only collects finished runs and writes the report.
-    ``group_size``: at most this many runs train together in one group (1: one by one;
-    ``None``: 16 on a GPU, 1 on the CPU, see :func:`.grouped.default_group_size`).
-    ``deadline`` (``time.monotonic()``): no group or epoch starts after it; unfinished runs
-    resume from their checkpoints on the next call.
+    ``deadline`` (``time.monotonic()``): no run starts after it; unfinished runs resume
+    from their checkpoints on the next call.
     """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -168,31 +188,29 @@ def run_study(spec: StudySpec, output_dir, *, datasets=None, backbones=None, var
                     continue
                 if cache is None:  # the dataset's own embeddings, not the variant's
                     cache = DatasetCache(Config.from_dict({**spec.base, **ds.overrides}))
-                # Runs of every variant that share a shape train together (see .grouped).
-                for group in plan_groups(pending, group_size):
+                for job in pending:
                     if deadline is not None and time.monotonic() > deadline:
                         break
                     if verbose:
-                        for job in group:
-                            print(f"[study] {ds.name} {backbone} {job.variant} "
-                                  f"{setting_tag(job.setting)} seed {job.seed}"
-                                  + (f" (group of {len(group)})" if len(group) > 1 else ""),
-                                  flush=True)
-                    if len(group) == 1:
-                        run_job(group[0], cache, verbose=verbose)
-                        n_trained += 1
-                    else:
-                        n_trained += run_group(group, cache, verbose=verbose, deadline=deadline)
+                        print(
+                            f"[study] {ds.name} {backbone} {job.variant} {setting_tag(job.setting)} seed {job.seed}",
+                            flush=True,
+                        )
+                    run_job(job, cache, verbose=verbose)
+                    n_trained += 1
     elapsed = time.time() - t0
     if train:  # one file per invocation: parallel processes never overwrite each other's
         inv_dir = root / "invocations"
         inv_dir.mkdir(exist_ok=True)
-        write_json_atomic({"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
-                           "wall_s": elapsed, "runs_trained": n_trained,
-                           "filter": {"datasets": datasets, "backbones": backbones,
-                                      "variants": variants}},
-                          inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-"
-                                    f"{time.time_ns()}-{os.getpid()}.json")
+        write_json_atomic(
+            {
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
+                "wall_s": elapsed,
+                "runs_trained": n_trained,
+                "filter": {"datasets": datasets, "backbones": backbones, "variants": variants},
+            },
+            inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-{time.time_ns()}-{os.getpid()}.json",
+        )
     if not write_report:
         return {}
     log = [json.loads(p.read_text()) for p in sorted((root / "invocations").glob("*.json"))]

@@ -74,12 +74,18 @@ VARIANTS = {
     "tfllmer-frozen": dict(init="recpca", normalize_items=True, item_table="frozen"),
     "tfllmer-delta": dict(init="recpca", normalize_items=True, item_table="frozen+delta"),
 }
-VARIANT_LABELS = {"id": "ID-only", "llminit": "LLMInit (PCA)",
-                  "llminit-raw": "LLMInit, raw PCA scale", "pca+norm": "PCA + norm",
-                  "recpca": "Rec-PCA", "tfllmer": "TF-LLMER (Rec-PCA + norm)",
-                  "llminit-frozen": "LLMInit, frozen", "llminit-delta": "LLMInit, frozen + delta",
-                  "tfllmer-frozen": "TF-LLMER, frozen",
-                  "tfllmer-delta": "TF-LLMER, frozen + delta"}
+VARIANT_LABELS = {
+    "id": "ID-only",
+    "llminit": "LLMInit (PCA)",
+    "llminit-raw": "LLMInit, raw PCA scale",
+    "pca+norm": "PCA + norm",
+    "recpca": "Rec-PCA",
+    "tfllmer": "TF-LLMER (Rec-PCA + norm)",
+    "llminit-frozen": "LLMInit, frozen",
+    "llminit-delta": "LLMInit, frozen + delta",
+    "tfllmer-frozen": "TF-LLMER, frozen",
+    "tfllmer-delta": "TF-LLMER, frozen + delta",
+}
 GRID_KEYS = ("lam", "graph_window", "temperature", "delta_bound", "delta_l2")
 
 
@@ -154,13 +160,18 @@ class StudySpec:
             for v in variants:
                 for point in grid_points(ds, v):
                     for b in backbones:
-                        Config.from_dict({**base, **ds.overrides, "model": b, **VARIANTS[v],
-                                          **point})
+                        Config.from_dict({**base, **ds.overrides, "model": b, **VARIANTS[v], **point})
         if len({ds.name for ds in datasets}) != len(datasets):
             raise ValueError("dataset names must be unique")
-        return cls(backbones=backbones, variants=variants,
-                   seeds=seeds, base=base, grid=grid, datasets=datasets,
-                   title=str(st.get("title", "TF-LLMER study")))
+        return cls(
+            backbones=backbones,
+            variants=variants,
+            seeds=seeds,
+            base=base,
+            grid=grid,
+            datasets=datasets,
+            title=str(st.get("title", "TF-LLMER study")),
+        )
 
     @classmethod
     def from_file(cls, path) -> StudySpec:
@@ -182,12 +193,10 @@ def _check_grid(g: dict) -> dict:
 
 def setting_tag(setting: dict) -> str:
     """Folder-name tag of a grid point: ``lam0.5-wnone-tau1``; ``default`` when empty."""
-    short = {"lam": "lam", "graph_window": "w", "temperature": "tau", "delta_bound": "db",
-             "delta_l2": "l2"}
+    short = {"lam": "lam", "graph_window": "w", "temperature": "tau", "delta_bound": "db", "delta_l2": "l2"}
     if not setting:
         return "default"
-    return "-".join(f"{short[k]}{'none' if v is None else format(v, 'g')}"
-                    for k, v in setting.items())
+    return "-".join(f"{short[k]}{'none' if v is None else format(v, 'g')}" for k, v in setting.items())
 
 
 @dataclass
@@ -201,11 +210,17 @@ class Job:
     folder: Path
 
 
-def variant_config(spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str,
-                   setting: dict, seed: int) -> Config:
+def variant_config(spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str, setting: dict, seed: int) -> Config:
     tag = setting_tag(setting)
-    fields = {**spec.base, **ds.overrides, "model": backbone, **VARIANTS[variant],
-              **setting, "seed": seed, "name": f"{variant}[{tag}]"}
+    fields = {
+        **spec.base,
+        **ds.overrides,
+        "model": backbone,
+        **VARIANTS[variant],
+        **setting,
+        "seed": seed,
+        "name": f"{variant}[{tag}]",
+    }
     return Config.from_dict(fields)
 
 
@@ -214,8 +229,9 @@ def grid_points(ds: DatasetSpec, variant: str) -> list[dict]:
     return [dict(zip(keys, vals)) for vals in itertools.product(*(ds.grid[k] for k in keys))]
 
 
-def jobs_for(spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str, root: Path,
-              seeds_stage: bool, chosen: dict | None) -> list[Job]:
+def jobs_for(
+    spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str, root: Path, seeds_stage: bool, chosen: dict | None
+) -> list[Job]:
     jobs = []
     points = [chosen] if seeds_stage else grid_points(ds, variant)
     seeds = ds.seeds if seeds_stage else ds.seeds[:1]
@@ -232,8 +248,14 @@ def select_setting(jobs: list[Job], metric: str) -> tuple[dict, list[dict]]:
     rows = []
     for j in jobs:
         r = load_results(j.folder / "results.json")
-        rows.append({"setting": j.setting, "tag": setting_tag(j.setting),
-                     "valid": r["metrics"]["valid"][metric], "test": r["metrics"]["test"][metric]})
+        rows.append(
+            {
+                "setting": j.setting,
+                "tag": setting_tag(j.setting),
+                "valid": r["metrics"]["valid"][metric],
+                "test": r["metrics"]["test"][metric],
+            }
+        )
     best = max(range(len(rows)), key=lambda i: (rows[i]["valid"], -i))
     for i, row in enumerate(rows):
         row["chosen"] = i == best

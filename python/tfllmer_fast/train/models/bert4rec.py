@@ -26,16 +26,36 @@ class BERT4Rec(TransformerBackbone):
 
     causal = False
 
-    def __init__(self, n_items: int, hidden: int = 64, max_len: int = 50, *, n_layers: int = 2,
-                 n_heads: int = 2, inner_size: int = 256, hidden_dropout: float = 0.2,
-                 attn_dropout: float = 0.2, layer_norm_eps: float = 1e-12,
-                 mask_ratio: float = 0.2, **kw):
+    def __init__(
+        self,
+        n_items: int,
+        hidden: int = 64,
+        max_len: int = 50,
+        *,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        inner_size: int = 256,
+        hidden_dropout: float = 0.2,
+        attn_dropout: float = 0.2,
+        layer_norm_eps: float = 1e-12,
+        mask_ratio: float = 0.2,
+        **kw,
+    ):
         if not 0 < mask_ratio <= 1:
             raise ValueError(f"mask_ratio must be in (0, 1], got {mask_ratio}")
-        super().__init__(n_items, hidden, max_len, n_layers=n_layers, n_heads=n_heads,
-                         inner_size=inner_size, hidden_dropout=hidden_dropout,
-                         attn_dropout=attn_dropout, layer_norm_eps=layer_norm_eps,
-                         extra_tokens=1, **kw)
+        super().__init__(
+            n_items,
+            hidden,
+            max_len,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            inner_size=inner_size,
+            hidden_dropout=hidden_dropout,
+            attn_dropout=attn_dropout,
+            layer_norm_eps=layer_norm_eps,
+            extra_tokens=1,
+            **kw,
+        )
         self.mask_ratio = float(mask_ratio)
         self.mask_token = n_items + 1
         self.head = nn.Linear(hidden, hidden)
@@ -58,7 +78,7 @@ class BERT4Rec(TransformerBackbone):
     def next_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         b, w = seq.shape
         if w >= self.max_len:
-            seq = seq[:, w - self.max_len + 1:]
+            seq = seq[:, w - self.max_len + 1 :]
         mask = torch.full((b, 1), self.mask_token, dtype=seq.dtype, device=seq.device)
         return self.encode(torch.cat([seq, mask], dim=1), last_only=True)[:, -1]
 

@@ -52,9 +52,18 @@ class SequentialRecommender(nn.Module):
     #: masked-item models (BERT4Rec).
     causal: bool = True
 
-    def __init__(self, n_items: int, hidden: int = 64, max_len: int = 50, *,
-                 normalize_items: bool = False, normalize_hidden: bool = False,
-                 temperature: float = 1.0, init_std: float = 0.02, extra_tokens: int = 0):
+    def __init__(
+        self,
+        n_items: int,
+        hidden: int = 64,
+        max_len: int = 50,
+        *,
+        normalize_items: bool = False,
+        normalize_hidden: bool = False,
+        temperature: float = 1.0,
+        init_std: float = 0.02,
+        extra_tokens: int = 0,
+    ):
         super().__init__()
         if n_items < 1:
             raise ValueError(f"n_items must be >= 1, got {n_items}")
@@ -82,18 +91,17 @@ class SequentialRecommender(nn.Module):
         """Overwrite the rows of the real items with ``table`` (n_items, hidden), 0-based."""
         table = torch.as_tensor(table, dtype=self.item_emb.weight.dtype)
         if table.shape != (self.n_items, self.hidden):
-            raise ValueError(f"item table must have shape ({self.n_items}, {self.hidden}), "
-                             f"got {tuple(table.shape)}")
+            raise ValueError(f"item table must have shape ({self.n_items}, {self.hidden}), got {tuple(table.shape)}")
         if not torch.isfinite(table).all():
             raise ValueError("item table contains NaN or Inf")
         if hasattr(self.item_emb, "set_item_rows"):  # a frozen table (train.item_tables)
             self.item_emb.set_item_rows(table)
             return
-        self.item_emb.weight[1:self.n_items + 1] = table.to(self.item_emb.weight.device)
+        self.item_emb.weight[1 : self.n_items + 1] = table.to(self.item_emb.weight.device)
 
     def item_table(self) -> torch.Tensor:
         """The scored item embeddings (n_items, hidden), normalised when configured."""
-        e = self.item_emb.weight[1:self.n_items + 1]
+        e = self.item_emb.weight[1 : self.n_items + 1]
         return F.normalize(e, dim=-1, eps=_EPS) if self.normalize_items else e
 
     def output_hidden(self, h: torch.Tensor) -> torch.Tensor:
@@ -155,8 +163,7 @@ class SequentialRecommender(nn.Module):
 class TransformerLayer(nn.Module):
     """Post-LayerNorm transformer block as in RecBole (attention + GELU feed-forward)."""
 
-    def __init__(self, hidden: int, n_heads: int, inner: int, hidden_dropout: float,
-                 attn_dropout: float, eps: float):
+    def __init__(self, hidden: int, n_heads: int, inner: int, hidden_dropout: float, attn_dropout: float, eps: float):
         super().__init__()
         if hidden % n_heads:
             raise ValueError(f"hidden ({hidden}) must be a multiple of n_heads ({n_heads})")
@@ -206,9 +213,21 @@ class TransformerBackbone(SequentialRecommender):
     window's queries only the last does (the others sit earlier, by how many items follow).
     """
 
-    def __init__(self, n_items, hidden=64, max_len=50, *, n_layers=2, n_heads=2, inner_size=256,
-                 hidden_dropout=0.5, attn_dropout=0.5, layer_norm_eps=1e-12, positions="from_start",
-                 **kw):
+    def __init__(
+        self,
+        n_items,
+        hidden=64,
+        max_len=50,
+        *,
+        n_layers=2,
+        n_heads=2,
+        inner_size=256,
+        hidden_dropout=0.5,
+        attn_dropout=0.5,
+        layer_norm_eps=1e-12,
+        positions="from_start",
+        **kw,
+    ):
         super().__init__(n_items, hidden, max_len, **kw)
         if positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {positions!r}")
@@ -217,8 +236,9 @@ class TransformerBackbone(SequentialRecommender):
         self.ln = nn.LayerNorm(hidden, eps=layer_norm_eps)
         self.drop = Dropout(hidden_dropout)
         self.layers = nn.ModuleList(
-            TransformerLayer(hidden, n_heads, inner_size, hidden_dropout, attn_dropout,
-                             layer_norm_eps) for _ in range(n_layers))
+            TransformerLayer(hidden, n_heads, inner_size, hidden_dropout, attn_dropout, layer_norm_eps)
+            for _ in range(n_layers)
+        )
 
     def _reset_parameters(self):
         # RecBole's _init_weights: N(0, 0.02) for linear/embedding weights, zero biases,

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def dropout_noise(shape, p: float, generator: torch.Generator | None = None,
-                  dtype=torch.float32, device="cpu") -> torch.Tensor:
+def dropout_noise(
+    shape, p: float, generator: torch.Generator | None = None, dtype=torch.float32, device="cpu"
+) -> torch.Tensor:
     """``torch.empty(shape).bernoulli_(1 - p, generator).div_(1 - p)`` (CPU), bit for bit."""
     u = torch.empty(shape, dtype=torch.float64, device=device).uniform_(generator=generator)
     return (u < 1 - p).to(dtype).div_(1 - p)
@@ -55,5 +56,4 @@ def attention(q, k, v, mask, p: float, training: bool):
     if training and _fast(q, p):
         shape = q.shape[:-1] + (k.shape[-2],)
         return attention_math(q, k, v, mask, dropout_noise(shape, p, dtype=q.dtype))
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
-                                          dropout_p=p if training else 0.0)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p if training else 0.0)

@@ -19,8 +19,17 @@ class GRU4Rec(SequentialRecommender):
 
     causal = True
 
-    def __init__(self, n_items: int, hidden: int = 64, max_len: int = 50, *,
-                 gru_hidden: int = 128, n_layers: int = 1, dropout: float = 0.3, **kw):
+    def __init__(
+        self,
+        n_items: int,
+        hidden: int = 64,
+        max_len: int = 50,
+        *,
+        gru_hidden: int = 128,
+        n_layers: int = 1,
+        dropout: float = 0.3,
+        **kw,
+    ):
         super().__init__(n_items, hidden, max_len, **kw)
         self.emb_drop = Dropout(dropout)
         self.gru = nn.GRU(hidden, gru_hidden, num_layers=n_layers, bias=False, batch_first=True)

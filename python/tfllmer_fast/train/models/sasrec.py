@@ -16,12 +16,32 @@ class SASRec(TransformerBackbone):
 
     causal = True
 
-    def __init__(self, n_items: int, hidden: int = 64, max_len: int = 50, *, n_layers: int = 2,
-                 n_heads: int = 2, inner_size: int = 256, hidden_dropout: float = 0.5,
-                 attn_dropout: float = 0.5, layer_norm_eps: float = 1e-12, **kw):
-        super().__init__(n_items, hidden, max_len, n_layers=n_layers, n_heads=n_heads,
-                         inner_size=inner_size, hidden_dropout=hidden_dropout,
-                         attn_dropout=attn_dropout, layer_norm_eps=layer_norm_eps, **kw)
+    def __init__(
+        self,
+        n_items: int,
+        hidden: int = 64,
+        max_len: int = 50,
+        *,
+        n_layers: int = 2,
+        n_heads: int = 2,
+        inner_size: int = 256,
+        hidden_dropout: float = 0.5,
+        attn_dropout: float = 0.5,
+        layer_norm_eps: float = 1e-12,
+        **kw,
+    ):
+        super().__init__(
+            n_items,
+            hidden,
+            max_len,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            inner_size=inner_size,
+            hidden_dropout=hidden_dropout,
+            attn_dropout=attn_dropout,
+            layer_norm_eps=layer_norm_eps,
+            **kw,
+        )
         self._reset_parameters()
 
     def _attention_mask(self, seq: torch.Tensor) -> torch.Tensor:
