@@ -33,8 +33,7 @@ import torch
 
 from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.experiment.config import Config
-from tfllmer_fast.train.models import build_model
-from tfllmer_fast.train.trainer import Trainer
+from tfllmer_fast.experiment.run import build_run_model, make_trainer
 
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 ROUNDS = 3 if FULL else 1
@@ -79,7 +78,7 @@ def _beauty_trainer(data_dir, **config):
         **config,
     )
     torch.manual_seed(0)
-    trainer = Trainer(build_model(cfg, split.n_items), split, cfg)
+    trainer = make_trainer(cfg, build_run_model(cfg, split.n_items), split)
     trainer.train_epoch()  # warm-up (allocator, oneDNN kernels)
     return trainer
 

@@ -29,9 +29,7 @@ def main(argv=None) -> int:
 
     import tfllmer_fast
     from tfllmer_fast.experiment.config import Config
-    from tfllmer_fast.experiment.run import make_split
-    from tfllmer_fast.train.models import build_model
-    from tfllmer_fast.train.trainer import Trainer
+    from tfllmer_fast.experiment.run import build_run_model, make_split, make_trainer
 
     dev = torch.device(a.device)
     if dev.type == "cpu":
@@ -62,7 +60,7 @@ def main(argv=None) -> int:
     out["single"] = {}
     for name, kw in {"default": {}, "compiled": dict(compile="reduce-overhead", static_shapes=True)}.items():
         c = Config(**base, **ds, seed=0, epochs=100, **kw)
-        t = Trainer(build_model(c, split.n_items), split, c)
+        t = make_trainer(c, build_run_model(c, split.n_items), split)
         warm = epochs(t, 1)[0]
         times = epochs(t, 2)
         ndcg = t.evaluate("test")["ndcg@10"]

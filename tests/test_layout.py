@@ -1,6 +1,7 @@
-"""The package's shape: imports flow one way (data -> graph -> train -> experiment), the lower
-layers stay torch-free, nothing imports the package root from inside, modules stay small, and
-importing the package loads nothing heavy and changes nothing global."""
+"""The package's shape: imports flow one way (data -> graph -> train -> serving -> experiment),
+the lower layers stay torch-free, nothing imports the package root from inside, no private
+name crosses a module, internal modules stay in their layer, there is no import cycle,
+modules stay small, and importing the package loads nothing heavy and changes nothing global."""
 
 import ast
 import json
@@ -17,10 +18,14 @@ SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.part
 
 #: a layer may import itself and the layers before it; private helpers (_atomic, ...) and the
 #: compiled core are below every layer; dask/ sits beside train/ (data and graph only).
-LAYERS = ["data", "graph", "train", "experiment"]
+LAYERS = ["data", "graph", "train", "serving", "experiment"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 TORCH_FREE = {"data", "graph"}
+#: torch-free modules of torch layers (the CLI and configurations name their options cheaply).
+TORCH_FREE_MODULES = {"tfllmer_fast.train.options", "tfllmer_fast.experiment.config"}
 MAX_LINES = 450
+#: names with a leading underscore that are meant to be imported: the compiled core and the version.
+PUBLIC_DUNDER = {"_core", "__version__"}
 
 
 def _module_name(path: Path) -> str:
@@ -32,14 +37,15 @@ def _module_name(path: Path) -> str:
 
 
 def _imports(path: Path, text: str):
-    """(absolute module name, line) of every import in the file, function bodies included."""
+    """(absolute module name, imported name or None, line) of every import in the file,
+    function bodies included; ``from . import x`` yields module ``<package>.x``."""
     tree = ast.parse(text, filename=str(path))
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield alias.name, node.lineno
+                yield alias.name, None, node.lineno
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
@@ -49,9 +55,10 @@ def _imports(path: Path, text: str):
                 target = node.module
             if node.module is None:  # `from . import x`: x is a module or a name of it
                 for alias in node.names:
-                    yield f"{target}.{alias.name}", node.lineno
+                    yield f"{target}.{alias.name}", None, node.lineno
             else:
-                yield target, node.lineno
+                for alias in node.names:
+                    yield target, alias.name, node.lineno
 
 
 def _layer(module: str) -> str | None:
@@ -61,22 +68,33 @@ def _layer(module: str) -> str | None:
     return parts[1]
 
 
+def _internal_module(module: str) -> bool:
+    """An internal module of a layer: tfllmer_fast.<layer>.(...)._name."""
+    parts = module.split(".")
+    return len(parts) >= 3 and any(p.startswith("_") and not p.startswith("__") for p in parts[2:])
+
+
 def _violations(files: dict[Path, str]):
     bad = []
     for path, text in files.items():
         me = _module_name(path)
         my_layer = _layer(me)
         in_type_checking = _type_checking_lines(text)
-        for target, line in _imports(path, text):
+        for target, name, line in _imports(path, text):
             where = f"{path.relative_to(PACKAGE.parent)}:{line}"
             if me in ("tfllmer_fast", "tfllmer_fast.__main__"):
                 continue  # the façade re-exports everything, lazily; __main__ runs the CLI
-            if target == "tfllmer_fast":
+            if target == "tfllmer_fast" and name not in PUBLIC_DUNDER:
                 bad.append(f"{where} imports the package root")
                 continue
-            if my_layer in TORCH_FREE and target.split(".")[0] in ("torch", "matplotlib"):
-                bad.append(f"{where}: {my_layer}/ must not import {target}")
+            top = target.split(".")[0]
+            if top in ("torch", "matplotlib") and (my_layer in TORCH_FREE or me in TORCH_FREE_MODULES):
+                bad.append(f"{where}: {me} must not import {target}")
+            if target.startswith("tfllmer_fast") and name and name.startswith("_") and name not in PUBLIC_DUNDER:
+                bad.append(f"{where}: imports the private name {name} of {target}")
             their_layer = _layer(target)
+            if _internal_module(target) and their_layer != my_layer:
+                bad.append(f"{where}: imports {target}, internal to {their_layer}/")
             if line in in_type_checking or their_layer not in RANK:
                 continue
             if my_layer == "dask":
@@ -89,6 +107,55 @@ def _violations(files: dict[Path, str]):
     return bad
 
 
+def _cycles(files: dict[Path, str]) -> list[list[str]]:
+    """Import cycles among the package's modules (every import but TYPE_CHECKING ones;
+    a module importing its own package's ``__init__`` through a submodule is the usual
+    package structure and is not followed)."""
+    modules = {_module_name(p) for p in files}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for path, text in files.items():
+        me = _module_name(path)
+        skip = _type_checking_lines(text)
+        for target, name, line in _imports(path, text):
+            if line in skip:
+                continue
+            dest = f"{target}.{name}" if name and f"{target}.{name}" in modules else target
+            if dest in modules and dest != me and not me.startswith(dest + "."):
+                graph[me].add(dest)
+    # Tarjan's strongly connected components
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
 def _type_checking_lines(text: str) -> set[int]:
     lines = set()
     for node in ast.walk(ast.parse(text)):
@@ -97,6 +164,10 @@ def _type_checking_lines(text: str) -> set[int]:
                 if hasattr(child, "lineno"):
                     lines.add(child.lineno)
     return lines
+
+
+def _sources() -> dict[Path, str]:
+    return {p: p.read_text() for p in SOURCES}
 
 
 def test_the_sources_are_found():
@@ -109,8 +180,12 @@ def test_the_sources_are_found():
     } <= names
 
 
-def test_imports_flow_one_way():
-    assert _violations({p: p.read_text() for p in SOURCES}) == []
+def test_imports_flow_one_way_and_no_private_name_crosses_a_module():
+    assert _violations(_sources()) == []
+
+
+def test_there_is_no_import_cycle():
+    assert _cycles(_sources()) == []
 
 
 def test_the_checker_sees_a_wrong_direction():
@@ -122,6 +197,33 @@ def test_the_checker_sees_a_wrong_direction():
     assert any("tfllmer_fast.train.trainer (a later layer)" in v for v in found)
     assert any("package root" in v for v in found)
     assert not any("_core" in v for v in found)
+
+
+def test_the_checker_sees_a_private_name_and_an_internal_module_crossing():
+    probe = PACKAGE / "experiment" / "_layout_probe.py"
+    src = (
+        "from ..graph.recpca import _helper\n"
+        "from ..dask._plan import plan_row_blocks\n"
+        "from .._atomic import atomic_open\n"
+    )
+    found = _violations({probe: src})
+    assert any("private name _helper of tfllmer_fast.graph.recpca" in v for v in found)
+    assert any("tfllmer_fast.dask._plan, internal to dask/" in v for v in found)
+    assert not any("_atomic" in v for v in found)  # helpers below the layers are for everyone
+
+
+def test_the_checker_sees_a_cycle():
+    a, b = PACKAGE / "train" / "_probe_a.py", PACKAGE / "train" / "_probe_b.py"
+    c = PACKAGE / "train" / "_probe_c.py"
+    files = {
+        a: "from . import _probe_b\n",
+        b: "def f():\n    from ._probe_c import g\n",
+        c: "from ._probe_a import x\n",
+    }
+    assert _cycles(files) == [
+        ["tfllmer_fast.train._probe_a", "tfllmer_fast.train._probe_b", "tfllmer_fast.train._probe_c"]
+    ]
+    assert _cycles({a: "from . import _probe_b\n", b: "import numpy\n"}) == []
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(PACKAGE)))

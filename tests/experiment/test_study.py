@@ -112,7 +112,7 @@ def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread)
     assert "Selection grid" in report and "lam0.5-tau1" in report and "lam1-tau1" in report
     assert (out / "plots" / "loss-synthetic-sasrec.png").stat().st_size < 200_000
     summary = json.loads((out / "study.json").read_text())
-    g = summary["groups"][0]
+    g = summary["sections"][0]
     tf = g["variants"]["tfllmer"]
     # the chosen setting has the best *validation* metric of the grid
     best = max(tf["grid"], key=lambda r: r["valid"])

@@ -21,17 +21,15 @@ from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.experiment.cli import main
 from tfllmer_fast.experiment.config import Config
 from tfllmer_fast.experiment.results import chance_metrics, compare_runs, metrics_table
-from tfllmer_fast.experiment.run import make_run_split, run_experiment
-from tfllmer_fast.experiment.study.report import group_table
+from tfllmer_fast.experiment.run import build_run_model, make_run_split, make_trainer, run_experiment
+from tfllmer_fast.experiment.study.report import target_group_table
 from tfllmer_fast.graph.item_table import apply_projection, training_graph
-from tfllmer_fast.train.checkpoint import load_checkpoint, save_checkpoint
+from tfllmer_fast.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from tfllmer_fast.train.evaluation import build_eval_data, group_metrics
 from tfllmer_fast.train.losses import make_loss
 from tfllmer_fast.train.metrics import metrics_from_ranks
-from tfllmer_fast.train.models import build_model
-from tfllmer_fast.train.new_items import add_items, model_from_checkpoint, ridge_map
+from tfllmer_fast.train.new_items import add_items, ridge_map
 from tfllmer_fast.train.runtime import seed_everything
-from tfllmer_fast.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -76,9 +74,9 @@ def test_no_cold_item_in_training_sequences_graph_or_rows():
     assert A[cold].nnz == 0 and A[:, cold].nnz == 0
     # Training rows (both layouts) never hold a cold item; evaluation inputs keep them.
     c = _cfg()
-    model = build_model(c, cs.n_items)
+    model = build_run_model(c, cs.n_items)
     for samples in ("prefixes", "windows"):
-        tr = Trainer(model, cs, c.replace(train_samples=samples), resume=False)
+        tr = make_trainer(c.replace(train_samples=samples), model, cs, resume=False)
         assert not np.isin(tr.windows.numpy() - 1, cold).any()
     ev = build_eval_data(cs, c.max_len, "valid")
     assert np.isin(ev.inputs.numpy() - 1, cold).any()
@@ -89,7 +87,7 @@ def test_cold_logits_are_masked_and_never_drawn_as_negatives():
     _, cs, cold = _cold_split()
     n = cs.n_items
     seed_everything(0)
-    model = build_model(_cfg(normalize_items=True), n)
+    model = build_run_model(_cfg(normalize_items=True), n)
     h = torch.randn(40, 16)
     warm = np.setdiff1d(np.arange(n), cold)
     t_np = np.random.default_rng(0).choice(warm, 40)
@@ -121,9 +119,9 @@ def test_cold_rows_get_no_update(weight_decay):
     _, cs, cold = _cold_split()
     c = _cfg(weight_decay=weight_decay, epochs=2)
     seed_everything(0)
-    model = build_model(c, cs.n_items)
+    model = build_run_model(c, cs.n_items)
     before = model.item_emb.weight.detach().clone()
-    Trainer(model, cs, c, resume=False).fit()
+    make_trainer(c, model, cs, resume=False).fit()
     after = model.item_emb.weight.detach()
     idx = torch.as_tensor(cold + 1)
     assert torch.equal(after[idx], before[idx])
@@ -250,7 +248,7 @@ def test_cold_run_reports_groups_and_both_row_methods(cold_run):
     proj = {k: (v.numpy() if torch.is_tensor(v) else v) for k, v in st["items"]["projection"].items()}
     from tfllmer_fast.experiment.run import load_run_data
 
-    X = load_run_data(r.trainer.config).embeddings
+    X = load_run_data(r.config).embeddings
     trained = st["best_state"]["item_emb.weight"][torch.as_tensor(cold + 1)].numpy()
     np.testing.assert_allclose(trained, apply_projection(proj, X[cold]), rtol=1e-4, atol=1e-6)
     # Printed table, compare and the study report show the groups.
@@ -260,7 +258,7 @@ def test_cold_run_reports_groups_and_both_row_methods(cold_run):
     group = {
         "variants": {"tfllmer": {"runs": [{"metrics": m, "metrics_aligned": res["metrics_aligned"], "n_items": 60}]}}
     }
-    gt = group_table(group)
+    gt = target_group_table(group)
     assert "aligned" in gt and "chance" in gt and "cold N@10" in gt
 
 
@@ -326,8 +324,8 @@ def test_add_items_bert4rec_keeps_old_scores():
     split = leave_one_out(seqs)
     c = _cfg(model="bert4rec", epochs=1)
     seed_everything(0)
-    model = build_model(c, split.n_items)
-    tr = Trainer(model, split, c, resume=False)
+    model = build_run_model(c, split.n_items)
+    tr = make_trainer(c, model, split, resume=False)
     tr.fit()
     st = tr.state(1)
     new = add_items(st, np.ones((3, 4)), method="random")

@@ -12,17 +12,14 @@ from tfllmer_fast.data import Dataset
 from tfllmer_fast.data.cold import choose_cold_items, cold_start_split
 from tfllmer_fast.data.sequences import leave_one_out
 from tfllmer_fast.experiment.cli import main
-from tfllmer_fast.experiment.config import ITEM_TABLES, Config
-from tfllmer_fast.experiment.run import run_experiment
+from tfllmer_fast.experiment.config import Config
+from tfllmer_fast.experiment.run import build_run_model, make_trainer, run_experiment
 from tfllmer_fast.experiment.study.spec import StudySpec, grid_points, jobs_for
 from tfllmer_fast.graph.item_table import apply_projection
-from tfllmer_fast.train import item_tables
-from tfllmer_fast.train.checkpoint import load_checkpoint
+from tfllmer_fast.train.checkpoint import load_checkpoint, model_from_checkpoint
 from tfllmer_fast.train.item_tables import FrozenItemTable, delta_stats
-from tfllmer_fast.train.models import build_model
-from tfllmer_fast.train.new_items import add_items, model_from_checkpoint
+from tfllmer_fast.train.new_items import add_items
 from tfllmer_fast.train.runtime import seed_everything
-from tfllmer_fast.train.trainer import Trainer
 
 MODELS = ["sasrec", "gru4rec", "bert4rec"]
 
@@ -48,7 +45,7 @@ def _cfg(**kw):
         progress=False,
         threads=1,
         seed=0,
-        item_table="frozen+delta",
+        item_table_mode="frozen+delta",
     )
     base.update(kw)
     return Config(**base)
@@ -68,42 +65,38 @@ def _table(n_items=24, hidden=8, seed=0):
 
 def _trained(cfg, split, table):
     seed_everything(cfg.seed)
-    model = build_model(cfg, split.n_items)
+    model = build_run_model(cfg, split.n_items)
     model.set_item_table(table)
-    tr = Trainer(model, split, cfg, resume=False)
+    tr = make_trainer(cfg, model, split, resume=False)
     tr.fit()
     return tr
 
 
 # ----- the options --------------------------------------------------------------------------
-def test_config_choices_match_the_training_layer():
-    assert ITEM_TABLES == item_tables.ITEM_TABLES
-
-
 def test_free_is_the_default_and_leaves_the_model_and_fingerprint_alone():
     cfg = Config()
-    assert cfg.item_table == "free"
-    model = build_model(cfg, 10)
+    assert cfg.item_table_mode == "free"
+    model = build_run_model(cfg, 10)
     assert type(model.item_emb) is nn.Embedding
     fp = json.loads(cfg.fingerprint())
     # the delta's options enter the fingerprint only where a delta exists
     assert fp["item_table"] == "free" and not {"delta_l2", "delta_bound"} & set(fp)
-    assert "delta_bound" not in json.loads(cfg.replace(item_table="frozen").fingerprint())
-    assert json.loads(cfg.replace(item_table="frozen+delta").fingerprint())["delta_bound"] == 0.25
+    assert "delta_bound" not in json.loads(cfg.replace(item_table_mode="frozen").fingerprint())
+    assert json.loads(cfg.replace(item_table_mode="frozen+delta").fingerprint())["delta_bound"] == 0.25
     assert cfg.label == "sasrec-recpca+norm-minilm"
-    assert cfg.replace(item_table="frozen").label == "sasrec-recpca+norm+frozen-minilm"
+    assert cfg.replace(item_table_mode="frozen").label == "sasrec-recpca+norm+frozen-minilm"
 
 
 @pytest.mark.parametrize(
     "bad, match",
     [
-        (dict(init="random", embeddings=None, item_table="frozen"), "ID-only"),
-        (dict(init="random", embeddings=None, item_table="frozen+delta"), "ID-only"),
-        (dict(item_table="frozen+delta", delta_l2=-0.1), "delta_l2 must be"),
-        (dict(item_table="frozen+delta", delta_bound=-1.0), "delta_bound must be"),
+        (dict(init="random", embeddings=None, item_table_mode="frozen"), "ID-only"),
+        (dict(init="random", embeddings=None, item_table_mode="frozen+delta"), "ID-only"),
+        (dict(item_table_mode="frozen+delta", delta_l2=-0.1), "delta_l2 must be"),
+        (dict(item_table_mode="frozen+delta", delta_bound=-1.0), "delta_bound must be"),
         (dict(delta_l2=float("nan")), "delta_l2 must be"),
         (dict(delta_bound=float("inf")), "delta_bound must be"),
-        (dict(item_table="frozen-ish"), "item_table must be one of"),
+        (dict(item_table_mode="frozen-ish"), "item_table_mode must be one of"),
     ],
 )
 def test_bad_options_are_errors_at_configuration_time(bad, match):
@@ -125,7 +118,7 @@ def test_bad_options_fail_before_any_data_is_loaded(tmp_path, capsys):
     # a study file is checked when it is read, before any dataset is loaded
     with pytest.raises(ValueError, match="ID-only"):
         StudySpec.from_dict(
-            {"base": {"item_table": "frozen"}, "study": {"variants": ["id"]}, "dataset": [{"name": missing}]}
+            {"base": {"item_table_mode": "frozen"}, "study": {"variants": ["id"]}, "dataset": [{"name": missing}]}
         )
 
 
@@ -135,7 +128,7 @@ def test_bad_options_fail_before_any_data_is_loaded(tmp_path, capsys):
 @pytest.mark.parametrize("normalize", [True, False])
 def test_the_frozen_part_is_bit_identical_after_training(model, mode, normalize):
     split, table = _split(), _table()
-    cfg = _cfg(model=model, item_table=mode, normalize_items=normalize)
+    cfg = _cfg(model=model, item_table_mode=mode, normalize_items=normalize)
     tr = _trained(cfg, split, table)
     t = tr.model.item_emb
     assert isinstance(t, FrozenItemTable) and t.mode == mode
@@ -158,10 +151,10 @@ def test_the_delta_starts_at_zero_and_stays_within_its_bound(model):
     split, table = _split(), _table()
     cfg = _cfg(model=model, delta_bound=0.05, epochs=2)
     seed_everything(0)
-    m = build_model(cfg, split.n_items)
+    m = build_run_model(cfg, split.n_items)
     m.set_item_table(table)
     assert m.item_emb.delta is not None and not m.item_emb.delta.any()
-    tr = Trainer(m, split, cfg, resume=False)
+    tr = make_trainer(cfg, m, split, resume=False)
     bound_held = []
     tr.callbacks.append(lambda trainer, rec: bound_held.append(delta_stats(trainer.model)))
     tr.fit()
@@ -191,7 +184,7 @@ def test_the_l2_penalty_is_relative_and_shrinks_the_delta():
 def test_cold_items_keep_their_projected_row_and_a_zero_delta(mode):
     split, table = _split(cold=0.25), _table()
     cold = split.cold_items
-    cfg = _cfg(item_table=mode, weight_decay=0.01, delta_l2=0.1)
+    cfg = _cfg(item_table_mode=mode, weight_decay=0.01, delta_l2=0.1)
     tr = _trained(cfg, split, table)
     w = tr.model.item_emb.weight.detach()
     assert torch.equal(w[torch.as_tensor(cold + 1)], torch.from_numpy(table[cold]))
@@ -206,7 +199,7 @@ def test_frozen_delta_without_bound_or_penalty_trains_like_a_free_table():
     # base + delta with Adam on the delta is the free table reparametrised: the same
     # trajectory up to float rounding.
     split, table = _split(), _table()
-    free = _trained(_cfg(item_table="free", epochs=2), split, table)
+    free = _trained(_cfg(item_table_mode="free", epochs=2), split, table)
     delta = _trained(_cfg(delta_bound=None, epochs=2), split, table)
     a = [h["train_loss"] for h in free.result.history]
     b = [h["train_loss"] for h in delta.result.history]
@@ -246,7 +239,7 @@ def test_resumed_run_equals_an_unbroken_one(tmp_path, model):
 @pytest.mark.parametrize("normalize", [True, False])
 def test_a_new_items_row_equals_its_projection(tmp_path, mode, normalize):
     data = _data()
-    cfg = _cfg(item_table=mode, normalize_items=normalize, epochs=2, cold_items=0.2)
+    cfg = _cfg(item_table_mode=mode, normalize_items=normalize, epochs=2, cold_items=0.2)
     r = run_experiment(cfg, data=data, output_dir=tmp_path)
     assert "metrics_aligned" not in r.results and "aligned_map" not in r.results
     assert r["item_table"]["mode"] == mode
@@ -279,7 +272,7 @@ def test_a_new_items_row_equals_its_projection(tmp_path, mode, normalize):
 
 def test_add_items_cli_on_a_frozen_checkpoint(tmp_path, capsys):
     data = _data()
-    run_experiment(_cfg(item_table="frozen", epochs=1), data=data, output_dir=tmp_path / "r")
+    run_experiment(_cfg(item_table_mode="frozen", epochs=1), data=data, output_dir=tmp_path / "r")
     X = np.random.default_rng(1).standard_normal((3, 12)).astype(np.float32)
     np.savez(tmp_path / "new.npz", embeddings=X)
     ck = str(tmp_path / "r" / "checkpoint.pt")
@@ -322,7 +315,16 @@ def test_study_variants_and_the_delta_grid(tmp_path):
     ]
     jobs = jobs_for(spec, ds, "sasrec", "tfllmer-delta", tmp_path, False, None)
     assert [j.config.delta_bound for j in jobs] == [0.25, 0.5]
-    assert all(j.config.item_table == "frozen+delta" and j.config.normalize_items for j in jobs)
+    assert all(j.config.item_table_mode == "frozen+delta" and j.config.normalize_items for j in jobs)
     assert jobs[0].folder.name == "tau1-db0.25-l20-seed0"
     (frozen,) = jobs_for(spec, ds, "sasrec", "llminit-frozen", tmp_path, False, None)
-    assert (frozen.config.item_table, frozen.config.init) == ("frozen", "pca")
+    assert (frozen.config.item_table_mode, frozen.config.init) == ("frozen", "pca")
+
+
+def test_configs_and_checkpoints_that_name_the_old_field_still_load():
+    old = Config.from_dict({"item_table": "frozen+delta", "delta_bound": 0.5})
+    assert old.item_table_mode == "frozen+delta"
+    # The fingerprint names the field as before, so earlier checkpoints resume.
+    assert json.loads(old.fingerprint())["item_table"] == "frozen+delta"
+    with pytest.raises(ValueError, match="name the same field"):
+        Config.from_dict({"item_table": "frozen", "item_table_mode": "free"})

@@ -8,12 +8,10 @@ from tests.helpers import random_sequences, run_interrupted
 from tfllmer_fast.data import Dataset
 from tfllmer_fast.data.sequences import Sequences, leave_one_out
 from tfllmer_fast.experiment.config import Config
-from tfllmer_fast.experiment.run import run_experiment
+from tfllmer_fast.experiment.run import build_run_model, make_trainer, run_experiment
 from tfllmer_fast.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from tfllmer_fast.train.models import build_model
 from tfllmer_fast.train.rows import build_prefixes, build_windows
 from tfllmer_fast.train.runtime import seed_everything
-from tfllmer_fast.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +75,8 @@ def test_prefix_training_equals_windows_without_dropout():
     for mode in ("windows", "prefixes"):
         cfg = _cfg(train_samples=mode, dropout=0.0, batch_size=1000, epochs=1, length_bucketing=False)
         torch.manual_seed(0)
-        model = build_model(cfg, split.n_items)
-        tr = Trainer(model, split, cfg)
+        model = build_run_model(cfg, split.n_items)
+        tr = make_trainer(cfg, model, split)
         losses[mode] = tr.train_epoch()
     assert losses["prefixes"] == pytest.approx(losses["windows"], rel=1e-5)
 
@@ -88,7 +86,7 @@ def test_prefixes_need_a_next_item_model():
     split = leave_one_out(seqs)
     cfg = _cfg(model="bert4rec", train_samples="prefixes")
     with pytest.raises(ValueError, match="prefixes"):
-        Trainer(build_model(cfg, split.n_items), split, cfg)
+        make_trainer(cfg, build_run_model(cfg, split.n_items), split)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +121,7 @@ def test_a_larger_patience_extends_an_early_stopped_run(tmp_path, monkeypatch):
     def fit(patience, folder, rng_seed=0):
         cfg = _cfg(epochs=10, patience=patience, dropout=0.3)
         seed_everything(rng_seed)  # a resumed run must not depend on the RNG state it finds
-        tr = Trainer(build_model(cfg, split.n_items), split, cfg, checkpoint_path=tmp_path / folder / "ck.pt")
+        tr = make_trainer(cfg, build_run_model(cfg, split.n_items), split, checkpoint_path=tmp_path / folder / "ck.pt")
         monkeypatch.setattr(tr, "evaluate", lambda which="valid", **kw: {"ndcg@10": scores[len(tr.result.history)]})
         return tr, tr.fit()
 
@@ -146,7 +144,7 @@ def test_writing_extra_state_after_fit_keeps_the_last_epochs_training_state(tmp_
     # aligned map of new items) must still resume from the last epoch, not from the best.
     split = leave_one_out(random_sequences(n_users=40, n_items=25, seed=4))
     cfg = _cfg(epochs=3, patience=5, dropout=0.3)
-    tr = Trainer(build_model(cfg, split.n_items), split, cfg, checkpoint_path=tmp_path / "ck.pt")
+    tr = make_trainer(cfg, build_run_model(cfg, split.n_items), split, checkpoint_path=tmp_path / "ck.pt")
     scores = iter([0.5, 0.1, 0.1])  # best epoch 1, last epoch 3
     monkeypatch.setattr(tr, "evaluate", lambda which="valid", **kw: {"ndcg@10": next(scores)})
     tr.fit()
@@ -189,8 +187,8 @@ def test_early_stopping_restores_the_best_state(monkeypatch):
     seqs = random_sequences(n_users=30, n_items=20)
     split = leave_one_out(seqs)
     cfg = _cfg(epochs=20, patience=2)
-    net = build_model(cfg, 20)
-    tr = Trainer(net, split, cfg)
+    net = build_run_model(cfg, 20)
+    tr = make_trainer(cfg, net, split)
     scores = iter([0.5, 0.4, 0.3, 0.2, 0.9, 0.9])
     snapshots = []
 
@@ -248,7 +246,7 @@ def test_diverged_training_raises_instead_of_scoring(monkeypatch):
     seqs = random_sequences(n_users=30, n_items=20, max_len=8)
     split = leave_one_out(seqs)
     cfg = _cfg(epochs=3)
-    trainer = Trainer(build_model(cfg, split.n_items), split, cfg)
+    trainer = make_trainer(cfg, build_run_model(cfg, split.n_items), split)
     monkeypatch.setattr(trainer, "train_epoch", lambda progress=None: float("nan"))
     with pytest.raises(FloatingPointError, match="diverged at epoch 1"):
         trainer.fit()
@@ -289,7 +287,7 @@ def test_static_shapes_pad_batches_without_changing_the_maths():
     for static in (False, True):
         c = _cfg(dropout=0.0, static_shapes=static, epochs=2)
         seed_everything(0)
-        t = Trainer(build_model(c, split.n_items), split, c)
+        t = make_trainer(c, build_run_model(c, split.n_items), split)
         widths = {
             t.batch_width(t.epoch_order()[a : a + c.batch_size]) for a in range(0, t.windows.shape[0], c.batch_size)
         }
@@ -302,6 +300,6 @@ def test_static_shapes_pad_batches_without_changing_the_maths():
 def test_compile_is_off_on_the_cpu():
     split = _tiny_split()
     c = _cfg(compile="reduce-overhead")
-    t = Trainer(build_model(c, split.n_items), split, c, device="cpu")
+    t = make_trainer(c, build_run_model(c, split.n_items), split, device="cpu")
     assert t._next_hidden == t.model.next_hidden
     assert c.fingerprint() == _cfg().fingerprint()  # an execution detail, not the trajectory

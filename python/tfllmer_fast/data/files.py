@@ -274,14 +274,14 @@ def load_item_text(path) -> list[str]:
     Returns ``texts`` with ``texts[i]`` = text of item id ``i + 1``; ids missing from the
     file get ``""``. The ``raw_key`` column is optional.
     """
-    ids, _, texts = read_item_table(Path(path))
+    ids, _, texts = read_item_text_table(Path(path))
     out = [""] * int(ids.max())
     for i, t in zip(ids.tolist(), texts):
         out[i - 1] = t
     return out
 
 
-def read_item_table(path: Path):
+def read_item_text_table(path: Path):
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n").rstrip("\r").split("\t")
         if "item_id" not in header or "text" not in header:

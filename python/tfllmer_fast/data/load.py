@@ -17,7 +17,7 @@ import numpy as np
 
 from .dataset import Dataset
 from .embeddings import load_embeddings
-from .files import load_interactions, load_recbole_atomic, load_sequence_file, read_item_table
+from .files import load_interactions, load_recbole_atomic, load_sequence_file, read_item_text_table
 from .paths import shared_data_dir, where_data_is_looked_for
 from .sequences import Sequences, kcore_filter
 
@@ -106,7 +106,7 @@ def _load_folder(folder: Path, embeddings, name: str) -> Dataset:
     texts = keys = None
     n_items = None
     if text_path.is_file():
-        ids, raw, txt = read_item_table(text_path)
+        ids, raw, txt = read_item_text_table(text_path)
         n_items = int(ids.max())
         texts, keys = [""] * n_items, np.empty(n_items, dtype=object)
         keys[:] = None

@@ -13,23 +13,34 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import tomllib
+from ..train.options import (
+    AMP_MODES,
+    COMPILE_MODES,
+    ITEM_TABLES,
+    LOSSES,
+    MODELS,
+    NEGATIVE_SAMPLING,
+    POSITIONS,
+    PROTOCOLS,
+    EvalOptions,
+    ItemTableOptions,
+    ModelOptions,
+    TrainOptions,
+)
+from ..train.options import ROW_LAYOUTS as TRAIN_SAMPLES
 
-#: The choices of the Config fields that take one of a few values. The training layer has
-#: the same names in its own registries (a test checks that they agree).
-MODELS = ("sasrec", "gru4rec", "bert4rec")
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+#: The choices of the graph options (the graph layer has the same names: a test checks it).
 INIT_MODES = ("random", "pca", "recpca")
-LOSSES = ("ce", "bce", "sampled_softmax")
-POSITIONS = ("from_start", "from_end")
-TRAIN_SAMPLES = ("auto", "windows", "prefixes")
-AMP_MODES = ("auto", "bf16", "fp16", "off")
-PROTOCOLS = ("full", "sampled", "both")
 INIT_SCALES = ("std", "unit", "none")
-ITEM_TABLES = ("free", "frozen", "frozen+delta")
-NEGATIVE_SAMPLING = ("uniform", "popularity")
 GRAPH_WEIGHTINGS = ("count", "inverse_distance", "binary")
-COMPILE_MODES = ("off", "reduce-overhead", "default", "max-autotune")
-DEFAULT_DROPOUT = {"sasrec": 0.5, "gru4rec": 0.3, "bert4rec": 0.2}
+
+#: Fields renamed since configurations were first saved: old name -> new name.
+RENAMED_FIELDS = {"item_table": "item_table_mode"}
 
 #: Named sets of fields a run can start from (``--preset``); files and flags override them.
 PRESETS = {
@@ -117,13 +128,12 @@ class Config:
         "scale of the projected table: std (random init's std), unit (unit rows), none (raw)",
         choices=INIT_SCALES,
     )
-    item_table: str = _opt(
+    item_table_mode: str = _opt(
         "free",
         "what training may change in the LLM table: free (every "
         "row), frozen (the projected rows are fixed), frozen+delta (fixed "
         "rows plus a small trainable delta)",
         choices=ITEM_TABLES,
-        flag="item-table-mode",
     )
     delta_l2: float = _opt(
         0.0,
@@ -186,62 +196,45 @@ class Config:
 
     # ----- derived -----------------------------------------------------------------------
     @property
-    def model_dropout(self) -> float:
-        return DEFAULT_DROPOUT[self.model] if self.dropout is None else self.dropout
+    def model_options(self) -> ModelOptions:
+        """The backbone's options (``None`` fields resolved from the model's defaults)."""
+        return ModelOptions.from_mapping(self.to_dict())
+
+    @property
+    def item_table_options(self) -> ItemTableOptions:
+        return ItemTableOptions(mode=self.item_table_mode, delta_l2=self.delta_l2, delta_bound=self.delta_bound)
+
+    @property
+    def train_options(self) -> TrainOptions:
+        return TrainOptions.from_mapping(self.to_dict())
+
+    @property
+    def eval_options(self) -> EvalOptions:
+        return EvalOptions.from_mapping({**self.to_dict(), "ks": tuple(self.ks)})
 
     @property
     def label(self) -> str:
         if self.name:
             return self.name
         norm = "+norm" if self.normalize_items else ""
-        if self.item_table != "free":
-            norm += f"+{self.item_table}"
+        if self.item_table_mode != "free":
+            norm += f"+{self.item_table_mode}"
         # The embedding source tells apart runs that differ only in it (minilm vs feat512).
         source = "" if self.init == "random" else f"-{Path(str(self.embeddings)).stem}"
         return f"{self.model}-{self.init}{norm}{source}"
 
     def validate(self) -> None:
-        def choice(key, options):
-            if getattr(self, key) not in options:
-                raise ValueError(f"{key} must be one of {options}, got {getattr(self, key)!r}")
-
         for f in fields(self):
-            if f.metadata.get("choices"):
-                choice(f.name, f.metadata["choices"])
-        for key in (
-            "hidden",
-            "max_len",
-            "epochs",
-            "batch_size",
-            "n_heads",
-            "inner_size",
-            "eval_every",
-            "eval_negatives",
-            "gru_hidden",
-            "synthetic_users",
-            "synthetic_items",
-            "synthetic_dim",
-        ):
+            options = f.metadata.get("choices")
+            if options and getattr(self, f.name) not in options:
+                raise ValueError(f"{f.name} must be one of {options}, got {getattr(self, f.name)!r}")
+        # The training layer's records check their own fields.
+        self.model_options, self.item_table_options, self.train_options, self.eval_options  # noqa: B018
+        for key in ("synthetic_users", "synthetic_items", "synthetic_dim"):
             if int(getattr(self, key)) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("threads", "n_layers", "n_negatives", "kcore", "eval_batch_size"):
-            value = getattr(self, key)
-            if value is not None and int(value) < 1:
-                raise ValueError(f"{key} must be >= 1 (or none), got {value}")
-        for key in ("dropout", "attn_dropout", "mask_ratio"):
-            value = getattr(self, key)
-            if value is not None and not 0.0 <= value < 1.0:
-                raise ValueError(f"{key} must lie in [0, 1), got {value}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 (or none), got {self.grad_clip}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.patience < 0:
-            raise ValueError("patience must be >= 0")
-        if not self.temperature > 0:
-            raise ValueError("temperature must be > 0")
-        if not self.lr > 0:
-            raise ValueError("lr must be > 0")
+        if self.kcore is not None and int(self.kcore) < 1:
+            raise ValueError(f"kcore must be >= 1 (or none), got {self.kcore}")
         if self.init != "random" and self.embeddings is None:
             raise ValueError(f"init={self.init!r} needs item embeddings; set embeddings or use init='random'")
         self._validate_item_table()
@@ -249,27 +242,17 @@ class Config:
             raise ValueError(f"cold_items must be a fraction in [0, 1), got {self.cold_items}")
         if self.cold_items and self.cold_items_from:
             raise ValueError("give cold_items or cold_items_from, not both")
-        if not 0.0 < self.head_share < 1.0:
-            raise ValueError(f"head_share must lie in (0, 1), got {self.head_share}")
         m, k = self.selection_metric.split("@") if "@" in self.selection_metric else ("", "")
         if m not in ("recall", "ndcg", "mrr") or not k.isdigit() or int(k) not in self.ks:
             raise ValueError(f"selection_metric must be recall/ndcg/mrr@K with K in ks, got {self.selection_metric!r}")
 
     def _validate_item_table(self) -> None:
-        if self.item_table != "free" and self.init == "random":
+        if self.item_table_mode != "free" and self.init == "random":
             raise ValueError(
-                f"item_table={self.item_table!r} keeps the LLM rows, but "
-                "init='random' (ID-only) has none: use item_table='free' or an "
+                f"item_table_mode={self.item_table_mode!r} keeps the LLM rows, but "
+                "init='random' (ID-only) has none: use item_table_mode='free' or an "
                 "LLM init (pca, recpca)"
             )
-        for key in ("delta_l2", "delta_bound"):
-            v = getattr(self, key)
-            if v is None and key == "delta_bound":
-                continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
-                raise ValueError(
-                    f"{key} must be a finite number >= 0{' or none' if key == 'delta_bound' else ''}, got {v!r}"
-                )
 
     # ----- (de)serialisation ------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -277,7 +260,12 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        flat = _flatten(d)
+        flat = flatten_config(d)
+        for old, new in RENAMED_FIELDS.items():  # files and checkpoints of earlier versions
+            if old in flat:
+                if new in flat:
+                    raise ValueError(f"config keys {old!r} and {new!r} name the same field: give {new!r} only")
+                flat[new] = flat.pop(old)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(flat) - names)
         if unknown:
@@ -307,17 +295,24 @@ class Config:
             "head_share",
             "compile",
         }
-        if self.item_table != "frozen+delta":  # the delta's options act on nothing else
+        if self.item_table_mode != "frozen+delta":  # the delta's options act on nothing else
             skip |= {"delta_l2", "delta_bound"}
-        return json.dumps({k: v for k, v in self.to_dict().items() if k not in skip}, sort_keys=True)
+        # Fields keep the names they had when checkpoints were first fingerprinted, so a
+        # renamed field does not make every earlier checkpoint refuse to resume.
+        old_name = {new: old for old, new in RENAMED_FIELDS.items()}
+        fields_ = {old_name.get(k, k): v for k, v in self.to_dict().items() if k not in skip}
+        return json.dumps(fields_, sort_keys=True)
 
 
-def _flatten(d: dict) -> dict:
+def flatten_config(d: dict) -> dict:
+    """The fields of a configuration mapping, with its tables/sections flattened away, dashes
+    read as underscores and ``"none"`` read as None for the fields that admit None. A key given
+    twice is an error."""
     out = {}
     for k, v in d.items():
         k = k.replace("-", "_")
         if isinstance(v, dict):
-            for kk, vv in _flatten(v).items():
+            for kk, vv in flatten_config(v).items():
                 if kk in out:
                     raise ValueError(f"config key {kk!r} given twice")
                 out[kk] = vv

@@ -105,6 +105,11 @@ class RunResult(Mapping):
     def model(self):
         return self.trainer.model
 
+    @property
+    def config(self) -> Config:
+        """The run's configuration."""
+        return Config.from_dict(self.results["config"])
+
 
 def run_experiment(
     config: Config,
@@ -185,15 +190,13 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
             projection=projection,
         )
     timings["init_s"] = time.perf_counter() - t
-    model = build_model(config, n_items)
-    if item_table is not None:
-        model.set_item_table(item_table)
+    model = build_run_model(config, n_items, item_table)
 
     out = Path(output_dir) if output_dir is not None else None
-    trainer = Trainer(
+    trainer = make_trainer(
+        config,
         model,
         split,
-        config,
         device=device,
         checkpoint_path=out / "checkpoint.pt" if out else None,
         resume=resume,
@@ -204,6 +207,23 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
     return finish_run(
         config, data, split, trainer, fit, timings, threads, t_start, item_table=item_table, projection=projection
     )
+
+
+def build_run_model(config: Config, n_items: int, item_table=None):
+    """The backbone of ``config`` for ``n_items`` items (initialised from torch's global
+    generator: seed it first), with ``item_table`` (n_items, hidden) as its initial rows."""
+    model = build_model(config.model_options, n_items, config.item_table_options)
+    if item_table is not None:
+        model.set_item_table(item_table)
+    return model
+
+
+def make_trainer(config: Config, model, split: LeaveOneOutSplit, **kwargs) -> Trainer:
+    """The :class:`~tfllmer_fast.train.Trainer` of ``config`` (its training and evaluation
+    options; its checkpoint records the whole config and resumes only under the same
+    fingerprint). ``kwargs`` go to the Trainer (device, checkpoint_path, resume, callbacks)."""
+    identity = {"config": config.to_dict(), "fingerprint": config.fingerprint()}
+    return Trainer(model, split, config.train_options, evaluation=config.eval_options, identity=identity, **kwargs)
 
 
 def attach_item_state(trainer, data, split, item_table, projection) -> None:
@@ -233,7 +253,7 @@ def finish_run(
     timings["final_eval_s"] = time.perf_counter() - t
     aligned_info = metrics_aligned = None
     # A frozen table is trained in the projected space: no map to fit (train.new_items).
-    if item_table is not None and projection and config.item_table == "free":
+    if item_table is not None and projection and config.item_table_mode == "free":
         t = time.perf_counter()
         warm = np.ones(n_items, bool)
         if split.cold_items is not None:
@@ -289,8 +309,8 @@ def finish_run(
         **({"metrics_aligned": metrics_aligned} if metrics_aligned is not None else {}),
         **({"aligned_map": aligned_info} if aligned_info is not None else {}),
         **(
-            {"item_table": {"mode": config.item_table, **(delta_stats(trainer.model) or {})}}
-            if config.item_table != "free"
+            {"item_table": {"mode": config.item_table_mode, **(delta_stats(trainer.model) or {})}}
+            if config.item_table_mode != "free"
             else {}
         ),
         "best_epoch": fit.best_epoch,

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .._atomic import atomic_open
+from .options import ItemTableOptions, ModelOptions
 
 #: Version 2: the fingerprint names every trajectory field (version 1 left some out).
 CHECKPOINT_FORMAT = 2
@@ -75,3 +76,37 @@ def check_fingerprint(st: dict, fingerprint: str, path) -> None:
         f"checkpoint {path} was written with a different configuration "
         f"({diff}); use another output folder or --no-resume to start afresh"
     )
+
+
+def checkpoint_n_items(st: dict) -> int:
+    """The number of items the checkpoint's model scores (items added later included)."""
+    items = st.get("items")
+    if items and "n_items" in items:
+        return int(items["n_items"])
+    state = st["best_state"] or st["model"]
+    if "item_emb.base" in state:
+        return int(state["item_emb.base"].shape[0] - 1)
+    w = state["item_emb.weight"]
+    return int(w.shape[0] - 1 - (1 if st["config"].get("model") == "bert4rec" else 0))
+
+
+def checkpoint_model_options(st: dict) -> tuple[ModelOptions, ItemTableOptions]:
+    """The architecture and item table a checkpoint's model was built with."""
+    cfg = st["config"]
+    table = ItemTableOptions(
+        mode=cfg.get("item_table_mode", cfg.get("item_table", "free")),
+        delta_l2=cfg.get("delta_l2", 0.0),
+        delta_bound=cfg.get("delta_bound"),
+    )
+    return ModelOptions.from_mapping(cfg), table
+
+
+def model_from_checkpoint(st: dict, *, best: bool = True):
+    """The model of a checkpoint (its best state unless ``best=False``), sized by the
+    checkpoint's own item count (added items included), on the CPU, in eval mode."""
+    from .models import build_model
+
+    options, table = checkpoint_model_options(st)
+    model = build_model(options, checkpoint_n_items(st), table)
+    model.load_state_dict((st.get("best_state") if best else None) or st["model"])
+    return model.eval()

@@ -1,4 +1,4 @@
-"""How the item table is parametrised during training (``Config.item_table``).
+"""How the item table is parametrised during training (``Config.item_table_mode``, :class:`~.options.ItemTableOptions`).
 
 * ``free`` (default): a plain ``nn.Embedding``; training moves every row (the LLM table only
   initialises it).
@@ -29,12 +29,11 @@ stays exactly zero: their row is their projection.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-ITEM_TABLES = ("free", "frozen", "frozen+delta")
+from .options import ItemTableOptions
+
 _TINY = 1e-30
 
 
@@ -62,7 +61,7 @@ class FrozenItemTable(nn.Module):
         delta_bound: float | None = None,
     ):
         super().__init__()
-        check_delta_options(delta_l2, delta_bound)
+        ItemTableOptions(mode="frozen+delta", delta_l2=delta_l2, delta_bound=delta_bound)  # checks them
         weight = weight.detach()
         self.n_items = int(n_items)
         base = weight[: n_items + 1].clone()
@@ -121,24 +120,17 @@ class FrozenItemTable(nn.Module):
         return f"n_items={self.n_items}, mode={self.mode!r}, delta_l2={self.delta_l2}, delta_bound={self.delta_bound}"
 
 
-def check_delta_options(delta_l2, delta_bound) -> None:
-    if not (isinstance(delta_l2, (int, float)) and math.isfinite(delta_l2) and delta_l2 >= 0):
-        raise ValueError(f"delta_l2 must be a finite number >= 0, got {delta_l2!r}")
-    if delta_bound is not None and not (
-        isinstance(delta_bound, (int, float)) and math.isfinite(delta_bound) and delta_bound >= 0
-    ):
-        raise ValueError(f"delta_bound must be a finite number >= 0 or none, got {delta_bound!r}")
-
-
-def configure_item_table(model, mode: str = "free", *, delta_l2: float = 0.0, delta_bound: float | None = None):
-    """Give ``model`` the item table of ``mode`` (in place; returns the model). The frozen
-    tables start from the model's current rows; ``set_item_table`` then replaces them."""
-    if mode not in ITEM_TABLES:
-        raise ValueError(f"item_table must be one of {ITEM_TABLES}, got {mode!r}")
-    if mode == "free":
+def configure_item_table(model, options: ItemTableOptions):
+    """Give ``model`` the item table of ``options.mode`` (in place; returns the model). The
+    frozen tables start from the model's current rows; ``set_item_table`` then replaces them."""
+    if options.mode == "free":
         return model
     model.item_emb = FrozenItemTable(
-        model.item_emb.weight, model.n_items, delta=mode == "frozen+delta", delta_l2=delta_l2, delta_bound=delta_bound
+        model.item_emb.weight,
+        model.n_items,
+        delta=options.mode == "frozen+delta",
+        delta_l2=options.delta_l2,
+        delta_bound=options.delta_bound,
     )
     return model
 

@@ -22,9 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .options import DEFAULT_NEGATIVES, LOSSES
 from .sampling import multinomial, randint
-
-LOSSES = ("ce", "bce", "sampled_softmax")
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -212,7 +211,14 @@ def make_loss(
     if name == "ce":
         return FullCrossEntropy(n_items, exclude, device)
     if name == "bce":
-        return BinaryCrossEntropy(n_items, n_negatives or 1, exclude, device)
+        return BinaryCrossEntropy(n_items, n_negatives or DEFAULT_NEGATIVES["bce"], exclude, device)
     if name == "sampled_softmax":
-        return SampledSoftmax(n_items, n_negatives or 1024, negative_sampling, item_counts, device, exclude)
+        return SampledSoftmax(
+            n_items,
+            n_negatives or DEFAULT_NEGATIVES["sampled_softmax"],
+            negative_sampling,
+            item_counts,
+            device,
+            exclude,
+        )
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

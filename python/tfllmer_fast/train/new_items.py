@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..graph.item_table import apply_projection
+from .checkpoint import checkpoint_n_items
 from .evaluation import group_metrics
 from .item_tables import item_table_mode
 
@@ -95,7 +96,7 @@ def fit_aligned_map(
     P = np.asarray(P, np.float64)
     n = P.shape[0]
     warm_ids = np.arange(n) if warm is None else np.flatnonzero(np.asarray(warm, bool))
-    metric = metric or trainer.config.selection_metric
+    metric = metric or trainer.options.selection_metric
     E = _get_rows(model, np.arange(n))
     Pc = P[warm_ids] - P[warm_ids].mean(0)
     unit = float(np.mean(np.sum(Pc * Pc, axis=0))) or 1.0
@@ -114,7 +115,7 @@ def fit_aligned_map(
                 W, b = ridge_map(P[fit_on], E[fit_on], rel * unit)
                 _set_rows(model, held, P[held] @ W + b)
                 _, ranks = trainer.evaluate("valid", return_ranks=True)
-                g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask}, tuple(trainer.config.ks))["h"]
+                g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask}, trainer.evaluation.ks)["h"]
                 scores[float(rel)] = float(g.get(metric, 0.0))
         finally:
             _set_rows(model, held, saved)
@@ -233,21 +234,6 @@ def checkpoint_items(st: dict, n_items: int) -> dict:
     return items
 
 
-def model_from_checkpoint(st: dict, *, best: bool = True):
-    """The model of a checkpoint (its best state unless ``best=False``), sized by the
-    checkpoint's own item count (added items included), on the CPU, in eval mode."""
-    from types import SimpleNamespace
-
-    from .models import build_model
-
-    cfg = dict(st["config"])
-    # Dropout does not act in eval mode; the backbone only needs a value.
-    cfg["model_dropout"] = cfg.get("dropout") or 0.0
-    model = build_model(SimpleNamespace(**cfg), _n_items_of(st))
-    model.load_state_dict((st.get("best_state") if best else None) or st["model"])
-    return model.eval()
-
-
 def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 0) -> dict:
     """A new checkpoint with ``k`` items appended to the model of checkpoint ``st``.
 
@@ -262,12 +248,12 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
     frozen = "item_emb.base" in state
     if frozen and method == "aligned":
         raise ValueError(
-            f"this checkpoint's item table is {cfg.get('item_table')!r}: it was "
+            f"this checkpoint's item table is {cfg.get('item_table_mode', cfg.get('item_table'))!r}: it was "
             "trained in the projected space, so new items take their projected "
             "rows; use method 'projection'"
         )
     weight = state["item_emb.base" if frozen else "item_emb.weight"]
-    extra = 0 if frozen else weight.shape[0] - 1 - _n_items_of(st)
+    extra = 0 if frozen else weight.shape[0] - 1 - checkpoint_n_items(st)
     n = weight.shape[0] - 1 - extra
     items = checkpoint_items(st, n)
     if items["n_items"] != n:
@@ -317,14 +303,3 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
         "added": list(items.get("added", [])) + [{"method": method, "n": k, "first_id": n}],
     }
     return out
-
-
-def _n_items_of(st: dict) -> int:
-    items = st.get("items")
-    if items and "n_items" in items:
-        return int(items["n_items"])
-    state = st["best_state"] or st["model"]
-    if "item_emb.base" in state:
-        return int(state["item_emb.base"].shape[0] - 1)
-    w = state["item_emb.weight"]
-    return int(w.shape[0] - 1 - (1 if st["config"].get("model") == "bert4rec" else 0))

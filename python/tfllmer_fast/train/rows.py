@@ -35,8 +35,6 @@ import numpy as np
 
 from ..data.sequences import Sequences, right_aligned_rows, segment_ranks
 
-ROW_LAYOUTS = ("auto", "windows", "prefixes")
-
 
 def build_windows(train: Sequences, max_len: int, causal: bool) -> tuple[np.ndarray, np.ndarray]:
     """Right-aligned training windows (n_windows, max_len + 1) of shifted ids, and their

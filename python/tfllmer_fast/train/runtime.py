@@ -68,18 +68,13 @@ def generator_for(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-#: Config.compile choices: torch.compile modes for the encoder of prefix-row training.
-COMPILE_MODES = ("off", "reduce-overhead", "default", "max-autotune")
-
-
-def compiled_encoder(model, config, device: torch.device, prefixes: bool):
+def compiled_encoder(model, mode: str, device: torch.device, prefixes: bool):
     """The function a training step calls for the prefix rows' representations:
-    ``model.next_hidden``, or on CUDA with ``config.compile`` set, that function compiled
+    ``model.next_hidden``, or on CUDA with a compile ``mode`` other than "off", that function compiled
     (``reduce-overhead``: CUDA graphs, which replay a step's hundreds of small kernels in one
     launch; the steps of a small model otherwise wait on Python). Off on the CPU, where
     launches are cheap and compilation would only add minutes, and for window rows, whose
     gather of padding positions has a data-dependent shape."""
-    mode = getattr(config, "compile", "off")
     if mode == "off" or device.type != "cuda" or not prefixes:
         return model.next_hidden
     # dynamic=False: one graph per batch width; static_shapes keeps those few.

@@ -5,6 +5,7 @@ tensor indexing (no per-sample Python work). Row layouts: :mod:`.rows`; checkpoi
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from contextlib import nullcontext
@@ -19,6 +20,7 @@ from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
 from .evaluation import EvalData, build_eval_data, evaluate, group_metrics
 from .item_tables import after_optimizer_step, item_table_mode, item_table_penalty
 from .losses import make_loss
+from .options import EvalOptions, TrainOptions
 from .rows import build_prefixes, build_windows
 from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, resolve_device
 
@@ -36,17 +38,20 @@ class FitResult:
 
 
 class Trainer:
-    """Trains one model on one leave-one-out split with a :class:`Config`.
+    """Trains one model on one leave-one-out split.
 
     Parameters
     ----------
     model : SequentialRecommender
+        Its ``max_len`` sets the training rows and evaluation inputs.
     split : LeaveOneOutSplit
-    config : Config
-        :class:`~tfllmer_fast.experiment.config.Config` (or any object with its fields).
-        ``config.threads``, when set, is torch's CPU thread count during ``fit`` and
-        ``evaluate`` (restored after).
-    device : torch.device, optional (default: ``config.device``)
+    options : TrainOptions, optional (default: ``TrainOptions()``)
+        The optimisation and schedule. ``options.threads``, when set, is torch's CPU thread
+        count during ``fit`` and ``evaluate`` (restored after).
+    evaluation : EvalOptions, optional (default: ``EvalOptions()``)
+        How validation (model selection) and :meth:`evaluate` rank; the K of
+        ``options.selection_metric`` must be one of its ``ks``.
+    device : torch.device, optional (default: ``options.device``)
     checkpoint_path : path, optional
         Written atomically (tmp file + ``os.replace``) after every epoch; with
         ``resume=True`` an existing one is loaded and training continues exactly where it
@@ -54,30 +59,44 @@ class Trainer:
         ``epochs`` and ``patience`` may differ from the checkpoint's: a finished or
         early-stopped run then trains on under the new limits.
     callbacks : callables ``f(trainer, epoch_record)`` run after each epoch's checkpoint.
+    identity : dict, optional
+        What the checkpoint records of the run, ``{"config": dict, "fingerprint": str}``: the
+        configuration it was made with, and the JSON of the fields that change its trajectory,
+        which a resumed checkpoint must match (default: from ``options``).
     """
 
     def __init__(
         self,
         model,
         split: LeaveOneOutSplit,
-        config,
+        options: TrainOptions | None = None,
         *,
+        evaluation: EvalOptions | None = None,
         device=None,
         checkpoint_path=None,
         resume: bool = True,
         callbacks=(),
+        identity: dict | None = None,
     ):
-        self.config = config
-        self.device = resolve_device(device if device is not None else config.device)
+        options, evaluation = options or TrainOptions(), evaluation or EvalOptions()
+        k = options.selection_metric.partition("@")[2]
+        if int(k) not in evaluation.ks:
+            raise ValueError(f"the selection metric {options.selection_metric} needs K={k} among ks {evaluation.ks}")
+        self.options, self.evaluation = options, evaluation
+        self.identity = identity or {
+            "config": {**options.to_dict(), **evaluation.to_dict()},
+            "fingerprint": json.dumps(options.trajectory(), sort_keys=True),
+        }
+        self.device = resolve_device(device if device is not None else options.device)
         self.model = model.to(self.device)
         self.split = split
-        self.amp_dtype, use_scaler = resolve_amp(config.amp, self.device)
+        self.amp_dtype, use_scaler = resolve_amp(options.amp, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.resume = resume
         self.callbacks = list(callbacks)
 
-        samples = config.train_samples
+        samples = options.train_samples
         if samples == "auto":
             samples = "prefixes" if model.causal else "windows"
         self.prefixes = samples == "prefixes"
@@ -86,9 +105,9 @@ class Trainer:
                 f"train_samples='prefixes' needs a next-item model (SASRec, GRU4Rec), not {type(model).__name__}"
             )
         if self.prefixes:
-            windows, wlen = build_prefixes(split.train, config.max_len)
+            windows, wlen = build_prefixes(split.train, model.max_len)
         else:
-            windows, wlen = build_windows(split.train, config.max_len, model.causal)
+            windows, wlen = build_windows(split.train, model.max_len, model.causal)
         if windows.shape[0] == 0:
             raise ValueError("no training targets: every user has a single training item")
         self.windows = torch.as_tensor(windows, device=self.device)
@@ -96,15 +115,15 @@ class Trainer:
         self.n_targets = (
             windows.shape[0] if self.prefixes else int(np.maximum(wlen - (1 if model.causal else 0), 0).sum())
         )
-        self.valid_data: EvalData = build_eval_data(split, config.max_len, "valid", self.device)
+        self.valid_data: EvalData = build_eval_data(split, model.max_len, "valid", self.device)
         self.test_data: EvalData | None = None
         counts = np.bincount(split.train.items, minlength=split.n_items)
         cold = split.cold_items
         self.loss_fn = make_loss(
-            config.loss,
+            options.loss,
             split.n_items,
-            n_negatives=config.n_negatives,
-            negative_sampling=config.negative_sampling,
+            n_negatives=options.n_negatives,
+            negative_sampling=options.negative_sampling,
             item_counts=counts,
             device=self.device,
             exclude=cold,
@@ -114,21 +133,22 @@ class Trainer:
         # values are put back after every step then.
         # A frozen table's cold rows are a buffer plus a zero delta that decay keeps at zero.
         self._cold_rows = None
-        if cold is not None and len(cold) and getattr(config, "weight_decay", 0.0) and item_table_mode(model) == "free":
+        if cold is not None and len(cold) and options.weight_decay and item_table_mode(model) == "free":
             self._cold_rows = torch.as_tensor(np.asarray(cold) + 1, device=self.device)
         #: Extra entries of the checkpoint (e.g. the item projection; see experiment.run).
         self.extra_state: dict = {}
         # Fused Adam: one kernel for all parameters (CPU and CUDA), same maths as RecBole's.
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
+            self.model.parameters(), lr=options.lr, weight_decay=options.weight_decay, fused=True
         )
-        self._next_hidden = compiled_encoder(model, config, self.device, self.prefixes)
-        self.gen = generator_for(self.device, config.seed + 1)
-        self.shuffle_gen = torch.Generator().manual_seed(config.seed + 2)
+        self._next_hidden = compiled_encoder(model, options.compile, self.device, self.prefixes)
+        self.gen = generator_for(self.device, options.seed + 1)
+        self.shuffle_gen = torch.Generator().manual_seed(options.seed + 2)
         self.result = FitResult()
         self._best_state = None
         self._best_metric = -float("inf")
         self._bad_evals = 0
+        self._groups = None
         self.resumed_from_epoch = 0  # epochs a loaded checkpoint had already trained
 
     # ----- evaluation ------------------------------------------------------------------
@@ -143,21 +163,21 @@ class Trainer:
         """Metrics on the validation or test split (see :func:`evaluation.evaluate`)."""
         if which == "test":
             if self.test_data is None:
-                self.test_data = build_eval_data(self.split, self.config.max_len, "test", self.device)
+                self.test_data = build_eval_data(self.split, self.model.max_len, "test", self.device)
             data = self.test_data
         else:
             data = self.valid_data
-        c = self.config
+        e = self.evaluation
         with self._threads():
             return evaluate(
                 self.model,
                 data,
                 protocol=protocol,
-                mask_history=c.mask_history if mask_history is None else mask_history,
-                n_negatives=c.eval_negatives,
-                seed=c.seed,
-                ks=tuple(c.ks),
-                batch_size=c.eval_batch_size,
+                mask_history=e.mask_history if mask_history is None else mask_history,
+                n_negatives=e.eval_negatives,
+                seed=self.options.seed,
+                ks=e.ks,
+                batch_size=e.eval_batch_size,
                 return_ranks=return_ranks,
                 amp_dtype=self.amp_dtype,
             )
@@ -167,8 +187,8 @@ class Trainer:
         items; see :func:`tfllmer_fast.data.cold.item_groups`)."""
         from ..data.cold import item_groups
 
-        if getattr(self, "_groups", None) is None:
-            self._groups = item_groups(self.split, getattr(self.config, "head_share", 0.2))
+        if self._groups is None:
+            self._groups = item_groups(self.split, self.evaluation.head_share)
         return self._groups
 
     def evaluate_groups(
@@ -180,17 +200,17 @@ class Trainer:
         metrics, ranks = self.evaluate(which, protocol=protocol, return_ranks=True)
         targets = self.split.valid_targets if which == "valid" else self.split.test_targets
         out = {name: {**metrics, "n_targets": int(len(ranks))}}
-        for g, m in group_metrics(ranks, targets, self.item_groups(), tuple(self.config.ks)).items():
+        for g, m in group_metrics(ranks, targets, self.item_groups(), self.evaluation.ks).items():
             out[f"{name}_{g}"] = m
         return out
 
     def _threads(self):
-        t = self.config.threads
+        t = self.options.threads
         return cpu_threads(t) if t is not None else nullcontext(torch.get_num_threads())
 
     @property
     def selection_protocol(self) -> str:
-        return "sampled" if self.config.protocol == "sampled" else "full"
+        return "sampled" if self.evaluation.protocol == "sampled" else "full"
 
     # ----- one epoch -------------------------------------------------------------------
     def train_epoch(self, progress=None) -> float:
@@ -200,7 +220,7 @@ class Trainer:
         Nothing in the step waits for the device: batch widths come from CPU lengths, the
         loss is summed on the device and read back once, after the last step (a progress bar
         shows it then, not per step)."""
-        c, model = self.config, self.model
+        c, model = self.options, self.model
         model.train()
         n = self.windows.shape[0]
         perm = self.epoch_order()
@@ -246,7 +266,7 @@ class Trainer:
         that rounded up to a multiple of 8 (a handful of shapes per run, so that CUDA graphs
         and compiled kernels are reused; the extra columns are padding, masked out)."""
         width = int(self.window_len[idx].max())
-        if self.config.static_shapes:
+        if self.options.static_shapes:
             width = min(-(-width // 8) * 8, self.windows.shape[1])
         return width
 
@@ -258,7 +278,7 @@ class Trainer:
         then hold windows of similar length, so trimming padding columns saves most of the
         work on short-history data, while every epoch still sees a fresh random order.
         """
-        c, n = self.config, self.windows.shape[0]
+        c, n = self.options, self.windows.shape[0]
         perm = torch.randperm(n, generator=self.shuffle_gen)
         if not c.length_bucketing:
             return perm
@@ -282,7 +302,7 @@ class Trainer:
     def _fit(self) -> FitResult:
         from tqdm.auto import tqdm
 
-        c = self.config
+        c = self.options
         start_epoch = self._load_checkpoint() if self.resume else 0
         self.resumed_from_epoch = start_epoch
         res = self.result
@@ -328,7 +348,7 @@ class Trainer:
     def end_epoch(self, epoch: int, loss: float, train_s: float) -> dict:
         """The bookkeeping after training epoch ``epoch`` (0-based): validation when due,
         best state, early stopping, history. Returns the epoch's record."""
-        c, res = self.config, self.result
+        c, res = self.options, self.result
         record = {"epoch": epoch + 1, "train_loss": loss, "train_s": train_s}
         res.train_time_s += train_s
         if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
@@ -367,8 +387,8 @@ class Trainer:
         r = self.result
         return {
             "epoch": epoch,
-            "config": self.config.to_dict(),
-            "fingerprint": self.config.fingerprint(),
+            "config": self.identity["config"],
+            "fingerprint": self.identity["fingerprint"],
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -413,7 +433,7 @@ class Trainer:
         if p is None or not p.exists():
             return 0
         st = load_checkpoint(p, map_location=self.device)
-        check_fingerprint(st, self.config.fingerprint(), p)
+        check_fingerprint(st, self.identity["fingerprint"], p)
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])
         self.scaler.load_state_dict(st["scaler"])
@@ -429,4 +449,4 @@ class Trainer:
 
     def _out_of_patience(self) -> bool:
         """Early stopping: more than ``patience`` evaluations in a row without improvement."""
-        return self._bad_evals > self.config.patience
+        return self._bad_evals > self.options.patience

@@ -131,10 +131,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ...train import Trainer, load_checkpoint
-    from ...train.new_items import model_from_checkpoint
+    from ...train import load_checkpoint, model_from_checkpoint
     from ..results import metrics_table, write_json_atomic
-    from ..run import load_run_data, make_run_split
+    from ..run import load_run_data, make_run_split, make_trainer
 
     st = load_checkpoint(args.checkpoint)
     changes = {
@@ -146,7 +145,7 @@ def cmd_evaluate(args) -> int:
     data = load_run_data(config, embeddings=False)
     split = make_run_split(config, data)
     # Sized by the checkpoint: one extended by add-items ranks its new items too.
-    trainer = Trainer(model_from_checkpoint(st), split, config, resume=False)
+    trainer = make_trainer(config, model_from_checkpoint(st), split, resume=False)
     protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
     metrics = {}
     for p in protocols:

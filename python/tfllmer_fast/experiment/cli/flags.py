@@ -11,7 +11,7 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from ..config import PRESETS, Config, _flatten, load_config_file
+from ..config import PRESETS, Config, flatten_config, load_config_file
 
 #: The Config fields each subcommand reads (the others would do nothing there).
 _DATA_FIELDS = ("dataset", "kcore", "synthetic_users", "synthetic_items", "synthetic_dim", "threads")
@@ -97,7 +97,7 @@ def config_from_args(args, base: dict | None = None, fixed: dict | None = None) 
     if preset:
         data.update(PRESETS[preset])
     if getattr(args, "config", None):
-        data.update(_flatten(load_config_file(args.config)))
+        data.update(flatten_config(load_config_file(args.config)))
     for f in fields(Config):
         v = getattr(args, _flag_name(f).replace("-", "_"), _UNSET)
         if v is not _UNSET:

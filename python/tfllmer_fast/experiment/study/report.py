@@ -27,7 +27,7 @@ def fmt_pct(x: float) -> str:
 
 def collect(spec: StudySpec, root: Path) -> dict:
     """Every finished run grouped by dataset/backbone/variant, with the selection grid."""
-    groups = []
+    sections = []
     for ds in spec.datasets:
         for backbone in spec.backbones:
             entry = {"dataset": ds.name, "backbone": backbone, "variants": {}}
@@ -81,20 +81,20 @@ def collect(spec: StudySpec, root: Path) -> dict:
                     "grid_total_s": float(sum(grid_times)),
                 }
             if entry["variants"]:
-                groups.append(entry)
+                sections.append(entry)
     total = 0.0
     for p in (root / "runs").rglob("results.json") if (root / "runs").exists() else []:
         total += load_results(p)["timings"]["total_s"]
-    return {"title": spec.title, "groups": groups, "sum_of_run_seconds": total}
+    return {"title": spec.title, "sections": sections, "sum_of_run_seconds": total}
 
 
 def _metric_values(runs, split, metric):
     return [r["metrics"][split][metric] for r in runs if metric in r["metrics"].get(split, {})]
 
 
-def results_table(group: dict, ks=(10, 20)) -> str:
+def results_table(section: dict, ks=(10, 20)) -> str:
     """Test metrics (mean ± std over seeds) and relative improvement over ID-only/LLMInit."""
-    vs = group["variants"]
+    vs = section["variants"]
     base = {
         b: {m: mean_std(_metric_values(vs[b]["runs"], "test", m))[0] for m in ("ndcg@10", "recall@10")}
         for b in ("id", "llminit")
@@ -127,7 +127,7 @@ def results_table(group: dict, ks=(10, 20)) -> str:
     return format_table(rows, cols)
 
 
-def group_table(group: dict, metrics=("ndcg@10", "recall@10"), split: str = "test") -> str:
+def target_group_table(section: dict, metrics=("ndcg@10", "recall@10"), split: str = "test") -> str:
     """Test metrics by target group (warm, cold, head, tail; mean ± std over seeds) for
     every variant and row method, beside the chance level of a uniform random ranking.
 
@@ -135,7 +135,7 @@ def group_table(group: dict, metrics=("ndcg@10", "recall@10"), split: str = "tes
     rows: they get no update); ``aligned`` = the cold rows replaced by the ridge map of the
     trained warm rows. ID-only models only have random rows: the chance reference.
     """
-    vs = group["variants"]
+    vs = section["variants"]
     present = [g for g in GROUPS if any(f"{split}_{g}" in r["metrics"] for info in vs.values() for r in info["runs"])]
     if not present:
         return ""
@@ -177,9 +177,9 @@ def _short(metrics):
     return [m.replace("ndcg", "N").replace("recall", "R") for m in metrics]
 
 
-def selection_table(group: dict) -> str:
+def selection_table(section: dict) -> str:
     rows = []
-    for v, info in group["variants"].items():
+    for v, info in section["variants"].items():
         if len(info["grid"]) < 2:  # nothing was selected
             continue
         for g in info["grid"]:
@@ -206,10 +206,10 @@ def _fmt_sci(x) -> str:
     return f"{x:.3g}"
 
 
-def conditioning_table(group: dict) -> str:
+def conditioning_table(section: dict) -> str:
     """Hessian figures (first seed of the chosen setting) at init and after training."""
     rows = []
-    for v, info in group["variants"].items():
+    for v, info in section["variants"].items():
         if not info["runs"]:
             continue
         cond = info["runs"][0]["conditioning"]
@@ -239,10 +239,10 @@ def conditioning_table(group: dict) -> str:
     return format_table(rows, cols) if rows else ""
 
 
-def loss_table(group: dict) -> str:
+def loss_table(section: dict) -> str:
     """Training loss at epochs 1, 5, 10, at the last epoch every variant ran (a comparison at
     equal training time) and at each run's best epoch (first seed): the Figure-1 question."""
-    hists = {v: info["runs"][0] for v, info in group["variants"].items() if info["runs"]}
+    hists = {v: info["runs"][0] for v, info in section["variants"].items() if info["runs"]}
     if not hists:
         return ""
     common = min(len(r["history"]) for r in hists.values())
@@ -260,13 +260,13 @@ def loss_table(group: dict) -> str:
     return format_table(rows, cols)
 
 
-def plot_group(group: dict, path) -> Path | None:
+def plot_section(section: dict, path) -> Path | None:
     """Figure 1: training loss (left) and validation NDCG@10 (right) of every variant."""
     fig = new_figure(figsize=(8.4, 3.2))
     if fig is None:
         return None
     axes = fig.subplots(1, 2)
-    for v, info in group["variants"].items():
+    for v, info in section["variants"].items():
         if not info["runs"]:
             continue
         hist = info["runs"][0]["history"]
@@ -283,10 +283,8 @@ def plot_group(group: dict, path) -> Path | None:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(
-        f"{group['dataset']} / {group['backbone']} (seed {next(iter(group['variants'].values()))['runs'][0]['seed']})",
-        fontsize=9,
-    )
+    seed = next(iter(section["variants"].values()))["runs"][0]["seed"]
+    fig.suptitle(f"{section['dataset']} / {section['backbone']} (seed {seed})", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,7 +296,7 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
     """Markdown: per dataset/backbone the results, the loss table and plot, the conditioning
     and the selection grid; then the timing of the runs."""
     lines = [f"# {spec.title}", ""]
-    first = summary["groups"][0]["variants"] if summary["groups"] else {}
+    first = summary["sections"][0]["variants"] if summary["sections"] else {}
     metric = next(iter(first.values()))["selection_metric"] if first else "ndcg@10"
     lines += [
         "Test metrics: mean ± sample std over seeds (one value when one seed); full "
@@ -306,10 +304,10 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
         "Δ = relative change of the mean.",
         "",
     ]
-    for g in summary["groups"]:
+    for g in summary["sections"]:
         head = f"{g['dataset']} / {g['backbone']}"
         lines += [f"## {head}", "", results_table(g), ""]
-        gt = group_table(g)
+        gt = target_group_table(g)
         if gt:
             lines += [
                 "Test NDCG@10 (N) and Recall@10 (R) by target group (head: the most "
@@ -320,7 +318,7 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
                 "",
             ]
         png = root / "plots" / f"loss-{g['dataset']}-{g['backbone']}.png"
-        if plot_group(g, png) is not None:
+        if plot_section(g, png) is not None:
             lines += [f"![training loss, {head}](plots/{png.name})", ""]
         lines += ["Training loss (first seed):", "", loss_table(g), ""]
         lines += [
@@ -360,6 +358,6 @@ def render_report(spec: StudySpec, summary: dict, root: Path) -> str:
             for i in inv
         ]
         lines += [format_table(rows, ["started (UTC)", "wall", "runs trained", "filter"]), ""]
-    dev = {r["device"] for g in summary["groups"] for v in g["variants"].values() for r in v["runs"]}
+    dev = {r["device"] for g in summary["sections"] for v in g["variants"].values() for r in v["runs"]}
     lines += [f"Devices: {', '.join(sorted(d for d in dev if d))}.", ""]
     return "\n".join(lines)

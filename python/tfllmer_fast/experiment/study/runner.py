@@ -13,12 +13,12 @@ import numpy as np
 
 from ..._atomic import atomic_open
 from ...graph.item_table import initial_item_table, training_graph
-from ...train import build_model, cpu_threads, load_checkpoint, seed_everything
+from ...train import cpu_threads, load_checkpoint, seed_everything
 from ...train.conditioning import model_conditioning
 from ...train.rows import build_windows
 from ..config import Config
 from ..results import load_results, write_json_atomic
-from ..run import load_run_data, make_run_split, run_experiment, run_summary, save_run
+from ..run import build_run_model, load_run_data, make_run_split, run_experiment, run_summary, save_run
 from .report import collect, render_report
 from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
 
@@ -107,9 +107,7 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
     if "init" not in cond:
         # The same initial model as run_experiment builds (same seed, same table).
         seed_everything(c.seed)
-        m0 = build_model(c, cache.split.n_items)
-        if table is not None:
-            m0.set_item_table(table)
+        m0 = build_run_model(c, cache.split.n_items, table)
         cond["init"] = model_conditioning(m0, fixed_batch(cache.split, c, m0.causal))
         write_json_atomic(cond, cond_path)
         del m0
@@ -128,7 +126,7 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
     if "trained" not in cond:
         if model is None:  # results exist but the figure is missing: reload the best state
             st = load_checkpoint(out / "checkpoint.pt")
-            model = build_model(c, cache.split.n_items)
+            model = build_run_model(c, cache.split.n_items)
             model.load_state_dict(st["best_state"] or st["model"])
         cond["trained"] = model_conditioning(model, fixed_batch(cache.split, c, model.causal))
         write_json_atomic(cond, cond_path)

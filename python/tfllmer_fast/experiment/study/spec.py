@@ -55,7 +55,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Config, _flatten, load_config_file
+from ..config import Config, flatten_config, load_config_file
 from ..results import load_results
 
 VARIANTS = {
@@ -66,13 +66,13 @@ VARIANTS = {
     # projected vectors verbatim.
     "llminit-raw": dict(init="pca", normalize_items=False, init_scale="none"),
     # The LLM rows kept through training (train.item_tables): fixed, or fixed + a small delta.
-    "llminit-frozen": dict(init="pca", normalize_items=False, item_table="frozen"),
-    "llminit-delta": dict(init="pca", normalize_items=False, item_table="frozen+delta"),
+    "llminit-frozen": dict(init="pca", normalize_items=False, item_table_mode="frozen"),
+    "llminit-delta": dict(init="pca", normalize_items=False, item_table_mode="frozen+delta"),
     "pca+norm": dict(init="pca", normalize_items=True),
     "recpca": dict(init="recpca", normalize_items=False),
     "tfllmer": dict(init="recpca", normalize_items=True),
-    "tfllmer-frozen": dict(init="recpca", normalize_items=True, item_table="frozen"),
-    "tfllmer-delta": dict(init="recpca", normalize_items=True, item_table="frozen+delta"),
+    "tfllmer-frozen": dict(init="recpca", normalize_items=True, item_table_mode="frozen"),
+    "tfllmer-delta": dict(init="recpca", normalize_items=True, item_table_mode="frozen+delta"),
 }
 VARIANT_LABELS = {
     "id": "ID-only",
@@ -97,7 +97,7 @@ def grid_keys_for(variant: str) -> tuple[str, ...]:
         keys += ["lam", "graph_window"]
     if spec["normalize_items"]:
         keys.append("temperature")
-    if spec.get("item_table") == "frozen+delta":
+    if spec.get("item_table_mode") == "frozen+delta":
         keys += ["delta_bound", "delta_l2"]
     return tuple(keys)
 
@@ -140,7 +140,7 @@ class StudySpec:
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {list(VARIANTS)}")
         grid = _check_grid(d.get("grid", {}))
-        base = _flatten(d.get("base", {}))
+        base = flatten_config(d.get("base", {}))
         seeds = [int(s) for s in st.get("seeds", [0])]
         datasets = []
         for entry in d.get("dataset", []):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..options import POSITIONS
 from .dropout import Dropout, attention
 
 _EPS = 1e-12
@@ -141,6 +142,11 @@ class SequentialRecommender(nn.Module):
         """Representations at every position, (B, W, hidden), for right-aligned ``seq``."""
         raise NotImplementedError
 
+    def check_width(self, seq: torch.Tensor) -> None:
+        """A model reads at most ``max_len`` items: wider input is an error, not a silent cut."""
+        if seq.shape[1] > self.max_len:
+            raise ValueError(f"sequence width {seq.shape[1]} exceeds max_len {self.max_len}")
+
     def next_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         """Representation that predicts the item after each right-aligned history, (B, hidden)."""
         return self.encode(seq)[:, -1]
@@ -195,9 +201,6 @@ class TransformerLayer(nn.Module):
         a = a.transpose(1, 2).reshape(b, w, h)
         x = self.ln1(x + self.drop(self.proj(a)))
         return self.ln2(x + self.drop(self.ff2(F.gelu(self.ff1(x)))))
-
-
-POSITIONS = ("from_start", "from_end")
 
 
 class TransformerBackbone(SequentialRecommender):
@@ -259,9 +262,8 @@ class TransformerBackbone(SequentialRecommender):
     def encode(self, seq: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """(B, W, hidden); with ``last_only`` (B, 1, hidden), the last position's only: the
         last layer then skips every other position (see :meth:`TransformerLayer.forward`)."""
+        self.check_width(seq)
         w = seq.shape[1]
-        if w > self.max_len:
-            raise ValueError(f"sequence width {w} exceeds max_len {self.max_len}")
         if self.positions == "from_end":
             pos = torch.arange(self.max_len - w, self.max_len, device=seq.device)
         else:  # index from the row's first real item; padding (on the left) gets 0, masked anyway

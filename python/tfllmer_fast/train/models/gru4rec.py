@@ -47,6 +47,7 @@ class GRU4Rec(SequentialRecommender):
             self.item_emb.weight[0].zero_()
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        self.check_width(seq)
         b, w = seq.shape
         n_pad = (seq == 0).sum(1, keepdim=True)
         cols = torch.arange(w, device=seq.device).unsqueeze(0)
