@@ -343,7 +343,7 @@ def test_load_interactions_errors_and_no_time(tmp_path):
     )
     assert load_interactions(dates).to_lists() == [[1, 2, 0]]
     dates.loc[0, "timestamp"] = "not a date"
-    with pytest.raises(ValueError, match="parseable as dates"):
+    with pytest.raises(ValueError, match="not an ISO 8601 date"):
         load_interactions(dates)
 
 

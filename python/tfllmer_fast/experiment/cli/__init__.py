@@ -18,6 +18,7 @@ checkpoint, a missing optional package) print one line with the fix and exit wit
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import warnings
@@ -31,14 +32,19 @@ __all__ = ["UsageError", "build_parser", "config_from_args", "console_main", "ma
 
 # ----- parser ------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    # No abbreviated flags: `--epoch 2` must not silently mean `--epochs 2` (nor, once a flag
+    # such as --epoch-cap exists, something else).
     p = argparse.ArgumentParser(
         prog="tfllmer-fast",
+        allow_abbrev=False,
         description="TF-LLMER sequential recommenders: co-occurrence graph, Rec-PCA, "
         "SASRec/GRU4Rec/BERT4Rec training and evaluation. With no arguments: "
         "the demo (run --preset quick on the synthetic catalogue).",
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=functools.partial(argparse.ArgumentParser, allow_abbrev=False)
+    )
 
     def with_config(sp, names=None):
         sp.add_argument("--config", help="TOML, YAML or JSON file of Config fields")
@@ -96,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="exclude the user's history items (default: the run's)",
     )
     e.add_argument("--device", help="'auto', 'cpu', 'cuda' or 'cuda:N' (default: the run's)")
+    e.add_argument(
+        "--dataset",
+        help="the data to evaluate on (default: the run's, found where the run read it; it must hold the "
+        "catalogue the model was trained on)",
+    )
     e.add_argument("--json", help="also write the metrics to this JSON file")
     e.set_defaults(func=commands.cmd_evaluate)
 
@@ -113,7 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("checkpoint", help="checkpoint.pt of a run folder")
     a.add_argument(
-        "embeddings", help="new items' LLM embeddings: .npy (k x D) or .npz with 'embeddings' and optionally 'ids'"
+        "items",
+        metavar="NEW_ITEMS",
+        help="the new items: .npy embeddings (k x D), .npz with 'embeddings' and optionally 'ids', or a table "
+        "(.csv, .tsv, .parquet) with a key column and a text column (embedded with MiniLM, as the training items "
+        "were) or numeric embedding columns",
     )
     a.add_argument("--out", required=True, help="the new checkpoint (written atomically)")
     a.add_argument(
@@ -126,10 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--ids",
-        help="text file with the new items' ids, one per row of "
-        "EMBEDDINGS (default: the .npz's 'ids', else new-<id> with the "
-        "new 0-based ids)",
+        help="the new items' keys, one per row of NEW_ITEMS: a text file (one per line) or a table with --id-col "
+        "(default: the file's own keys, else new-<id> with the new 0-based ids)",
     )
+    a.add_argument("--id-col", default="item_id", help="key column of a table of new items (default: item_id)")
+    a.add_argument("--text-cols", nargs="+", help="text column(s) of a table of new items (default: text)")
     a.add_argument("--seed", type=int, default=0, help="seed of the random rows")
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     a.set_defaults(func=commands.cmd_add_items)

@@ -77,6 +77,7 @@ def cmd_reduce(args) -> int:
             eigenvalues=pca.eigenvalues_,
             mean=pca.mean_,
             lam=config.lam,
+            normalize=pca.normalize,
         )
     print(
         f"Rec-PCA of {data.name}: {X.shape} -> {Z.shape} (lambda {config.lam}) "
@@ -86,30 +87,45 @@ def cmd_reduce(args) -> int:
 
 
 def _run(args, config: Config) -> int:
-    import numpy as np
-
-    from ...graph.item_table import rescale_table
     from ...train import resolve_device
-    from ..run import run_experiment, run_summary, save_run
 
     device = resolve_device(config.device)  # no CUDA: fail now, not after loading data
-    out = writable_folder(Path(args.output) if args.output else default_output(config))
+    out = Path(args.output) if args.output else default_output(config)
+    created = not out.exists()
+    writable_folder(out)
     args.resolved_output = out
+    try:
+        return _train_and_report(args, config, out, device)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no folder behind
+        raise
+
+
+def _train_and_report(args, config: Config, out: Path, device) -> int:
+    import numpy as np
+
+    from ...graph.item_table import table_from_reduction
+    from ..run import run_experiment, run_summary, save_run
+
     resumes = (out / "checkpoint.pt").exists() and not args.no_resume
     print(
         f"{config.label} on {config.dataset}: up to {config.epochs} epochs (patience "
         f"{config.patience}) on {device}; run folder {out}" + (" (resuming its checkpoint)" if resumes else ""),
         flush=True,
     )
-    table = graph = None
+    table = graph = projection = None
     if getattr(args, "item_table", None):
         with np.load(args.item_table) as z:
-            table = rescale_table(z["Z"], config.init_scale, config.init_std).astype(np.float32)
+            # The projection comes along, so that add-items can give new items rows.
+            table, projection = table_from_reduction(dict(z), config.init_scale, config.init_std)
     if getattr(args, "graph", None):
         import scipy.sparse as sp
 
         graph = sp.csr_array(sp.load_npz(args.graph))
-    result = run_experiment(config, output_dir=out, item_table=table, graph=graph, resume=not args.no_resume)
+    result = run_experiment(
+        config, output_dir=out, item_table=table, graph=graph, resume=not args.no_resume, projection=projection
+    )
     written = save_run(result, out)
     print("\n" + run_summary(result))
     print(f"\nresults: {written['results']}" + (f"\nplot: {written['plot']}" if "plot" in written else ""))
@@ -133,16 +149,13 @@ def cmd_run(args) -> int:
 def cmd_evaluate(args) -> int:
     from ...train import load_checkpoint, model_from_checkpoint
     from ..results import metrics_table, write_json_atomic
-    from ..run import load_run_data, make_run_split, make_trainer
+    from ..run import check_same_items, checkpoint_config, load_run_data, make_run_split, make_trainer
 
     st = load_checkpoint(args.checkpoint)
-    changes = {
-        k: v
-        for k, v in (("device", args.device), ("protocol", args.protocol), ("mask_history", args.mask_history))
-        if v is not None
-    }
-    config = Config.from_dict(st["config"]).replace(progress=False, **changes)
+    changes = dict(device=args.device, protocol=args.protocol, mask_history=args.mask_history, dataset=args.dataset)
+    config = checkpoint_config(st, **changes).replace(progress=False)
     data = load_run_data(config, embeddings=False)
+    check_same_items(st, data)
     split = make_run_split(config, data)
     # Sized by the checkpoint: one extended by add-items ranks its new items too.
     trainer = make_trainer(config, model_from_checkpoint(st), split, resume=False)
@@ -183,6 +196,7 @@ def cmd_compare(args) -> int:
 def cmd_add_items(args) -> int:
     import numpy as np
 
+    from ...data.tables import load_new_items
     from ...train import load_checkpoint, save_checkpoint
     from ...train.new_items import add_items
 
@@ -193,7 +207,9 @@ def cmd_add_items(args) -> int:
         raise UsageError("--out must not be the input checkpoint (it would be replaced)")
     writable_file(out)
     st = load_checkpoint(args.checkpoint)
-    X, ids = _read_new_items(args.embeddings, args.ids)
+    ids, X, texts = load_new_items(args.items, ids=args.ids, id_col=args.id_col, text_cols=args.text_cols)
+    if texts is not None:
+        X = _embed_new_texts(st, texts)
     new = add_items(st, X, ids, method=args.method, seed=args.seed)
     save_checkpoint({k: v for k, v in new.items() if k != "format"}, out)
     k = int(np.asarray(X).shape[0])
@@ -206,30 +222,19 @@ def cmd_add_items(args) -> int:
     return 0
 
 
-def _read_new_items(path, ids_path):
-    """(embeddings, ids) of the new items: a .npy (ids from --ids or numbered), or a .npz
-    with ``embeddings`` and optionally ``ids``."""
-    import numpy as np
+def _embed_new_texts(st: dict, texts):
+    """New items' embeddings from their text, with the encoder the model's table came from:
+    only the MiniLM embeddings of item text (never a file of other vectors, nor the
+    synthetic catalogue's) can be computed again here."""
+    from ...data import embed_texts
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such embedding file: {path}")
-    ids = None
-    if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as z:
-            if "embeddings" not in z:
-                raise UsageError(f"{path}: no array 'embeddings' (arrays: {list(z.keys())})")
-            X = z["embeddings"]
-            if "ids" in z:
-                ids = [str(i) for i in z["ids"].tolist()]
-    elif path.suffix.lower() == ".npy":
-        X = np.load(path, allow_pickle=False)
-    else:
-        raise UsageError(f"{path}: new-item embeddings must be a .npy or .npz file")
-    if ids_path:
-        text = Path(ids_path).read_text()
-        ids = [t for line in text.splitlines() for t in line.split("#", 1)[0].split()]
-    return X, ids
+    cfg = st["config"]
+    if cfg.get("embeddings") != "minilm" or cfg.get("dataset") == "synthetic":
+        raise UsageError(
+            f"this model's item table came from embeddings={cfg.get('embeddings')!r} of {cfg.get('dataset')!r}, "
+            "not MiniLM text embeddings: give the new items' embeddings from that same encoder, not text"
+        )
+    return embed_texts(texts, show_progress=False)
 
 
 def cmd_study(args) -> int:

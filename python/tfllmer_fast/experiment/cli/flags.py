@@ -71,7 +71,8 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
         if base is bool and not nullable:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=_UNSET, help=text)
         elif typing.get_origin(base) is list:
-            g.add_argument(flag, type=int, nargs="+", default=_UNSET, help=text, metavar="K")
+            item = typing.get_args(base)[0]
+            g.add_argument(flag, type=item, nargs="+", default=_UNSET, help=text, metavar=item.__name__.upper())
         else:
             conv = {int: int, float: float, str: str, bool: _bool}[base]
             g.add_argument(
