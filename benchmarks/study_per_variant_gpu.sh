@@ -4,7 +4,6 @@
 # (studies/cold_gpu.toml: the cold-start protocol; studies/item_tables_gpu.toml: the item
 # tables).
 #
-# UNTESTED ON A GPU: written on CPU-only tasks; the time plan is an estimate.
 #
 #   TFLLMER_DATA=/path/to/shared/data bash benchmarks/study_per_variant_gpu.sh STUDY.toml [OUT]
 #

@@ -61,3 +61,32 @@ def test_a_broken_block_fails_the_page(page_folder):
     page = "ok\n```python\nx = 1\n```\n\n```python\ny = x + undefined_name\n```\n"
     with pytest.raises(AssertionError, match=r"page.md block at line 6 failed: NameError"):
         run_page("page.md", page)
+
+
+#: The modules whose public names the API reference shows (docs/reference/).
+REFERENCE_MODULES = [
+    "tfllmer_fast",
+    "tfllmer_fast.data",
+    "tfllmer_fast.graph",
+    "tfllmer_fast.train",
+    "tfllmer_fast.experiment.config",
+    "tfllmer_fast.experiment.run",
+    "tfllmer_fast.experiment.results",
+    "tfllmer_fast.experiment.study",
+]
+
+
+@pytest.mark.parametrize("module", REFERENCE_MODULES)
+def test_every_public_function_and_class_has_a_docstring(module):
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    names = getattr(mod, "__all__", None) or [n for n in vars(mod) if not n.startswith("_")]
+    missing = []
+    for name in names:
+        obj = getattr(mod, name)
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__.startswith("tfllmer_fast"):
+            if not (inspect.getdoc(obj) or "").strip():
+                missing.append(name)
+    assert missing == [], f"{module}: no docstring for {missing}"

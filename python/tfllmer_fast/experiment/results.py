@@ -31,6 +31,7 @@ def _json_default(o):
 
 
 def load_results(path) -> dict:
+    """The content of a run's ``results.json``."""
     with open(path) as f:
         return json.load(f)
 
@@ -119,6 +120,7 @@ def mean_std(values) -> tuple[float, float | None]:
 
 
 def fmt_mean_std(values, digits: int = 4) -> str:
+    """``"mean ± sample std"`` of ``values`` (the mean alone for one value, "–" for none)."""
     m, s = mean_std(values)
     if math.isnan(m):
         return "–"

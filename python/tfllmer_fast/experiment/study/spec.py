@@ -225,6 +225,8 @@ def variant_config(spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str
 
 
 def grid_points(ds: DatasetSpec, variant: str) -> list[dict]:
+    """The settings of the selection grid of ``variant`` on dataset row ``ds``: one dict per
+    combination of the grid keys that apply to the variant."""
     keys = [k for k in grid_keys_for(variant) if k in ds.grid]
     return [dict(zip(keys, vals)) for vals in itertools.product(*(ds.grid[k] for k in keys))]
 
