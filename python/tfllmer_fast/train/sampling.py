@@ -31,3 +31,28 @@ def multinomial(probs: torch.Tensor, n: int, device, generator: torch.Generator 
     """``n`` draws with replacement from ``probs``, on ``device``."""
     at = _draw_device(device, generator)
     return torch.multinomial(probs.to(at), n, replacement=True, generator=generator).to(device)
+
+
+def epoch_order(lengths: torch.Tensor, batch_size: int, bucketing: bool, generator: torch.Generator) -> torch.Tensor:
+    """The order of ``len(lengths)`` training rows for one epoch (CPU int64), consumed in
+    batches of ``batch_size``.
+
+    Plain shuffle, or with ``bucketing``: shuffle, cut into chunks of 50 batches, sort each
+    chunk by row length, cut into batches and shuffle the batches. Batches then hold rows of
+    similar length, so trimming padding columns saves most of the work on short-history
+    data, while every epoch still sees a fresh random order.
+    """
+    n = lengths.shape[0]
+    perm = torch.randperm(n, generator=generator)
+    if not bucketing:
+        return perm
+    chunk = 50 * batch_size
+    lens = lengths[perm]
+    parts = []
+    for a in range(0, n, chunk):
+        order = torch.argsort(lens[a : a + chunk], stable=True)
+        parts.append(perm[a : a + chunk][order])
+    perm = torch.cat(parts)
+    batches = list(torch.split(perm, batch_size))
+    shuffle = torch.randperm(len(batches), generator=generator).tolist()
+    return torch.cat([batches[i] for i in shuffle])

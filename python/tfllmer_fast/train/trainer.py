@@ -23,6 +23,7 @@ from .losses import make_loss
 from .options import EvalOptions, TrainOptions
 from .rows import build_prefixes, build_windows
 from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, resolve_device
+from .sampling import epoch_order
 
 
 # ----- results ---------------------------------------------------------------------------
@@ -271,27 +272,9 @@ class Trainer:
         return width
 
     def epoch_order(self) -> torch.Tensor:
-        """The order of the training windows this epoch (CPU int64), consumed in batches.
-
-        Plain shuffle, or with ``length_bucketing``: shuffle, cut into chunks of 50 batches,
-        sort each chunk by window length, cut into batches and shuffle the batches. Batches
-        then hold windows of similar length, so trimming padding columns saves most of the
-        work on short-history data, while every epoch still sees a fresh random order.
-        """
-        c, n = self.options, self.windows.shape[0]
-        perm = torch.randperm(n, generator=self.shuffle_gen)
-        if not c.length_bucketing:
-            return perm
-        chunk = 50 * c.batch_size
-        lens = self.window_len[perm]
-        parts = []
-        for a in range(0, n, chunk):
-            order = torch.argsort(lens[a : a + chunk], stable=True)
-            parts.append(perm[a : a + chunk][order])
-        perm = torch.cat(parts)
-        batches = list(torch.split(perm, c.batch_size))
-        shuffle = torch.randperm(len(batches), generator=self.shuffle_gen).tolist()
-        return torch.cat([batches[i] for i in shuffle])
+        """The order of the training rows this epoch (see :func:`.sampling.epoch_order`)."""
+        c = self.options
+        return epoch_order(self.window_len, c.batch_size, c.length_bucketing, self.shuffle_gen)
 
     # ----- fit -------------------------------------------------------------------------
     def fit(self) -> FitResult:

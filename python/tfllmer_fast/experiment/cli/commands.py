@@ -149,7 +149,8 @@ def cmd_run(args) -> int:
 def cmd_evaluate(args) -> int:
     from ...train import load_checkpoint, model_from_checkpoint
     from ..results import metrics_table, write_json_atomic
-    from ..run import check_same_items, checkpoint_config, load_run_data, make_run_split, make_trainer
+    from ..run import load_run_data, make_run_split, make_trainer
+    from ..sources import check_same_items, checkpoint_config
 
     st = load_checkpoint(args.checkpoint)
     changes = dict(device=args.device, protocol=args.protocol, mask_history=args.mask_history, dataset=args.dataset)
