@@ -214,9 +214,10 @@ class Trainer:
         return "sampled" if self.evaluation.protocol == "sampled" else "full"
 
     # ----- one epoch -------------------------------------------------------------------
-    def train_epoch(self, progress=None) -> float:
-        """One pass over every training window; returns the mean loss per prediction point
-        (the item table's penalty, when on, is optimised but not included).
+    def train_epoch(self, progress=None, max_steps: int | None = None) -> float:
+        """One pass over every training window (its first ``max_steps`` batches when given: a
+        timed probe); returns the mean loss per prediction point (the item table's penalty,
+        when on, is optimised but not included).
 
         Nothing in the step waits for the device: batch widths come from CPU lengths, the
         loss is summed on the device and read back once, after the last step (a progress bar
@@ -224,6 +225,8 @@ class Trainer:
         c, model = self.options, self.model
         model.train()
         n = self.windows.shape[0]
+        if max_steps is not None:
+            n = min(n, max_steps * c.batch_size)
         perm = self.epoch_order()
         perm_dev = perm.to(self.device)  # one copy per epoch, not one per step
         total = torch.zeros((), dtype=torch.float64, device=self.device)
