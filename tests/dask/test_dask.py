@@ -18,10 +18,10 @@ pd = pytest.importorskip("pandas")
 
 import tfllmer_fast.dask as tdask  # noqa: E402
 from tfllmer_fast import _core  # noqa: E402
-from tfllmer_fast.graph.cooccurrence import cooccurrence  # noqa: E402
-from tfllmer_fast.graph.laplacian import check_graph, csr_parts  # noqa: E402
+from tfllmer_fast.graph import RecPCA, cooccurrence  # noqa: E402
+from tfllmer_fast.graph.operators import check_graph, csr_parts  # noqa: E402
 from tfllmer_fast.graph.partial import CoocPartial  # noqa: E402
-from tfllmer_fast.graph.recpca import RecPCA, gram_problem  # noqa: E402
+from tfllmer_fast.graph.recpca_problem import gram_problem  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +282,8 @@ def test_argument_errors(client):
 
 def _single_process_m(X, A, lam, kind="normalized"):
     G = check_graph(A, X.shape[0])
-    t, s, wa, wm, c, _ = gram_problem(X, G, lam, kind, True, True, 1)
-    M, mu = _core.recpca_gram(X, *csr_parts(G), t, s, lam, wa, wm, c, 1)
+    p = gram_problem(X, G, lam, kind, True, True, 1)
+    M, mu = _core.recpca_gram(X, *csr_parts(G), p.t, p.s, lam, p.wa, p.wm, p.c, 1)
     return M, mu
 
 
@@ -311,7 +311,7 @@ def test_recpca_fit_on_graph_blocks_and_memmap(client, tmp_path):
     X.tofile(path)
     Xm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
     A = cooccurrence(offsets, items, 100, window=3)
-    ref = RecPCA(4, lam=0.5, solver="gram").fit(X, A)
+    ref = RecPCA(4, lam=0.5, solver="gram").fit(X, graph=A)
     blocks = tdask.cooccurrence(
         split_users(offsets, items, [0, 150, 300]),
         100,
@@ -327,6 +327,20 @@ def test_recpca_fit_on_graph_blocks_and_memmap(client, tmp_path):
         np.testing.assert_allclose(est.eigenvalues_, ref.eigenvalues_, rtol=1e-10)
         np.testing.assert_allclose(est.components_, ref.components_, atol=1e-8)
         np.testing.assert_allclose(est.transform(X), ref.transform(X), atol=1e-8)
+
+
+def test_recpca_fit_with_fewer_items_than_dimensions(client):
+    # M has a null space: the eigenproblem goes to the dense eigensolver, as in one process.
+    rng = np.random.default_rng(14)
+    offsets, items = random_users(rng, 300, 40)
+    A = cooccurrence(offsets, items, 40, window=3)
+    X = rng.standard_normal((40, 64))
+    with pytest.warns(RuntimeWarning, match="M has rank <= 39"):
+        ref = RecPCA(8, lam=1.5).fit(X, graph=A)
+    with pytest.warns(RuntimeWarning, match="M has rank <= 39"):
+        est = tdask.recpca_fit(X, A, 8, lam=1.5, client=client)
+    assert ref.eigensolver_ == est.eigensolver_ == "dense"
+    np.testing.assert_allclose(est.eigenvalues_, ref.eigenvalues_, rtol=1e-6, atol=1e-12)
 
 
 def test_package_import_stays_lazy():

@@ -2,7 +2,7 @@
 
 from tfllmer_fast.experiment import config
 from tfllmer_fast.graph import item_table
-from tfllmer_fast.graph.cooccurrence import WEIGHTINGS
+from tfllmer_fast.graph.checks import WEIGHTINGS
 from tfllmer_fast.train import LOSSES, MODELS
 from tfllmer_fast.train.models import POSITIONS
 from tfllmer_fast.train.rows import ROW_LAYOUTS

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 import distributed
-import numpy as np
+
+from .._validation import check_int
 
 REDUCES = ("auto", "tree", "shuffle")
 
@@ -30,7 +31,7 @@ def memory_budget() -> float:
 FINISHED_BYTES_PER_ENTRY = 8
 
 
-def _get_client(client):
+def get_client(client):
     if client is not None:
         return client
     try:
@@ -39,7 +40,7 @@ def _get_client(client):
         raise ValueError("no Dask client: pass client=distributed.Client(...) or create one first") from e
 
 
-def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
+def worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     """(bytes per worker, number of workers)."""
     workers = (
         client.scheduler_info(n_workers=-1)["workers"]
@@ -48,9 +49,7 @@ def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     )
     n_workers = max(1, len(workers))
     if memory_limit is not None:
-        if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
-        return int(memory_limit), n_workers
+        return check_int(memory_limit, "memory_limit (bytes)", minimum=1), n_workers
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
     if limits and min(limits) > 0:
         return int(min(limits)), n_workers
@@ -68,14 +67,14 @@ def _accepts_n_workers(client) -> bool:
         return False
 
 
-def _gib(x: float) -> str:
+def gib(x: float) -> str:
     return f"{x / 2**30:.2f} GiB"
 
 
 # faults (tests only): a task kills its own worker once, the first time a stage runs.
 
 
-def _maybe_fault(fault, stage: str) -> None:
+def maybe_fault(fault, stage: str) -> None:
     """``fault[stage]``: a folder, or (folder, times): the first ``times`` (default 1) runs of
     the stage, counted by marker files there, kill their worker process."""
     if not fault or stage not in fault:
