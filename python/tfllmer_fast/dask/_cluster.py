@@ -1,14 +1,20 @@
-"""The client, worker memory limits and the fault hook the tests use."""
+"""The client, worker memory limits, the re-sending of lost in-memory inputs and the fault
+hook the tests use."""
 
 from __future__ import annotations
 
 import os
+import warnings
+from concurrent.futures import CancelledError
 
 import distributed
 
 from .._validation import check_int
 
 REDUCES = ("auto", "tree", "shuffle")
+
+#: How many times a job that lost in-memory inputs with a worker is run again.
+RESEND_ATTEMPTS = 3
 
 
 def memory_budget() -> float:
@@ -69,6 +75,54 @@ def _accepts_n_workers(client) -> bool:
 
 def gib(x: float) -> str:
     return f"{x / 2**30:.2f} GiB"
+
+
+class Scatterer:
+    """Scatters inputs from the client's memory and remembers the futures: Dask cannot
+    recompute scattered data, so a job that loses some with a worker is run again."""
+
+    def __init__(self, client):
+        self.client = client
+        self.futures: list = []
+
+    def __call__(self, data, **kwargs):
+        """``client.scatter(data, hash=False, **kwargs)``, recorded."""
+        out = self.client.scatter(data, hash=False, **kwargs)
+        self.futures.extend(out if isinstance(out, list) else [out])
+        return out
+
+    def lost(self) -> bool:
+        """Whether a worker's death took some of the scattered data."""
+        return any(f.status in ("cancelled", "lost") for f in self.futures)
+
+
+def run_resending(client, job, what: str):
+    """``job(scatter)`` with a fresh :class:`Scatterer`; when it fails because scattered data
+    was lost with a worker, the inputs are scattered again from the client's copies and the
+    job starts over (results are exact, so a rerun gives the same bits), at most
+    :data:`RESEND_ATTEMPTS` times. Inputs Dask can recompute (shard files, DataFrames,
+    dask arrays, memory-mapped X) never need this: the scheduler recomputes what a dead
+    worker held."""
+    for attempt in range(RESEND_ATTEMPTS + 1):
+        scatter = Scatterer(client)
+        try:
+            return job(scatter)
+        except CancelledError:
+            if not scatter.lost():
+                raise
+            if attempt == RESEND_ATTEMPTS:
+                raise RuntimeError(
+                    f"workers kept dying while {what}, taking in-memory inputs with them ({RESEND_ATTEMPTS} restarts); "
+                    "inputs Dask can recompute (shard files, a dask DataFrame or array) survive worker loss"
+                ) from None
+            warnings.warn(
+                f"a worker died holding in-memory inputs while {what}: sending them again and starting over "
+                f"(restart {attempt + 1} of at most {RESEND_ATTEMPTS}); shard files are recomputed in place instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        finally:
+            scatter.futures.clear()
 
 
 # faults (tests only): a task kills its own worker once, the first time a stage runs.

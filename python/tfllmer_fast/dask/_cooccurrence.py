@@ -7,6 +7,7 @@ import operator
 import os
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from ._cluster import (
     get_client,
     gib,
     memory_budget,
+    run_resending,
     worker_memory_limit,
 )
 from ._plan import GraphEstimate, plan_row_blocks
@@ -81,7 +83,7 @@ class GraphBlocks:
 def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
     """(sources, labels, whether user ids exist) of the accepted inputs. Sources are futures,
     paths, or checked ``(offsets, items)`` tuples still in the client's memory (the job
-    scatters those)."""
+    scatters those, and scatters them again if a worker loses them)."""
     if hasattr(shards, "to_delayed") and hasattr(shards, "npartitions"):
         parts = shards.to_delayed()
         futures = client.compute(list(parts))
@@ -169,9 +171,11 @@ def cooccurrence(
         ``<name>.items.npy``) or ``.parquet`` (columns user, item[, time]), as in
         :func:`tfllmer_fast.graph.shards.iter_shard`; the workers must see the files. A
         dask DataFrame has columns user, item and optionally time, and is partitioned by
-        user. In-memory pairs are scattered to the workers (a worker that dies takes its
-        scattered shards with it: files, or a DataFrame Dask can recompute, survive worker
-        loss). Each user lies in one shard.
+        user. In-memory pairs are scattered to the workers; when a worker dies with some of
+        them, they are sent again and the job starts over (a RuntimeWarning says so; Dask
+        recomputes what it lost of files and DataFrames in place instead). Futures of
+        scattered data passed in cannot be sent again: their loss is an error. Each user
+        lies in one shard.
     n_items : int
         Size of the graph; every item id must be < n_items.
     window, weighting, max_history, min_count, top_k
@@ -257,10 +261,24 @@ def cooccurrence(
     )
 
     def job(scatter):
+        # In-memory shards are scattered here, so a rerun after a worker's loss sends them again.
         sources = [scatter([s])[0] if isinstance(s, tuple) else s for s in inputs]
         return _count_and_reduce(client, sources, labels, has_users, opts)
 
-    return job(lambda data, **kw: client.scatter(data, hash=False, **kw))
+    try:
+        return run_resending(client, job, "counting the co-occurrence graph")
+    except CancelledError:
+        lost = [
+            labels[k]
+            for k, s in enumerate(inputs)
+            if isinstance(s, distributed.Future) and s.status in ("cancelled", "lost")
+        ]
+        if not lost:
+            raise
+        raise RuntimeError(
+            f"{lost[0]}: the Future passed in was lost with its worker (Dask cannot recompute scattered data); "
+            "pass the (offsets, items) arrays, which are sent again after a worker's loss, or shard files"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,13 @@ tree, solved on the client (see the package docstring)."""
 from __future__ import annotations
 
 import math
+from concurrent.futures import CancelledError
 
 import numpy as np
 
 from .._validation import check_int, check_n_threads
 from ..graph.partial import RowBlock
-from ._cluster import get_client, worker_memory_limit
+from ._cluster import get_client, run_resending, worker_memory_limit
 from ._cooccurrence import GraphBlocks
 from ._recpca_tasks import (
     block_facts,
@@ -77,7 +78,8 @@ def recpca_gram(
     Returns a dict with ``M`` (float64, symmetric), ``mean`` (mu), ``zero_rows``, the
     exchange plan's sizes (``n_hubs``, ``rows_sent``), ``bounds`` and what bounds M's
     rounding (``sq_norms``, ``t_norm``, see :class:`~tfllmer_fast.graph.recpca_problem.GramProblem`).
-    See :func:`recpca_fit`.
+    An in-memory X or csr graph is scattered; if a worker dies with some of it, it is sent
+    again and the computation starts over (a RuntimeWarning says so). See :func:`recpca_fit`.
     """
     from ..graph.operators import check_graph, check_kind
     from ..graph.recpca_problem import check_lam
@@ -113,7 +115,15 @@ def recpca_gram(
             _fault,
         )
 
-    return job(lambda data, **kw: client.scatter(data, hash=False, **kw))
+    try:
+        return run_resending(client, job, "computing Rec-PCA's M")
+    except CancelledError:
+        if G is None and any(f.status in ("cancelled", "lost") for f in graph.blocks):
+            raise RuntimeError(
+                "the graph's row blocks were lost with a worker (blocks counted from in-memory shards cannot be "
+                "recomputed): pass the graph gathered with to_csr(), or count it from shard files"
+            ) from None
+        raise
 
 
 def _gram_job(
