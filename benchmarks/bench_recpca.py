@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from tfllmer_fast import RecPCA
-from tfllmer_fast.graph.laplacian import degrees, inv_sqrt_degrees
+from tfllmer_fast.graph.operators import degrees, inv_sqrt_degrees
 
 FULL = os.environ.get("TFLLMER_BENCH_FULL") == "1"
 CASES = [(12_000, 384, 64), (200_000, 1024, 64)] if FULL else [(2_000, 96, 8)]
@@ -58,7 +58,7 @@ def make_problem(n: int, D: int, seed: int = 0):
 def recpca_auto(X, A, d, lam=LAM):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        m = RecPCA(d, lam=lam).fit(X, A)
+        m = RecPCA(d, lam=lam).fit(X, graph=A)
     return m.components_, m.eigenvalues_
 
 
@@ -125,7 +125,7 @@ def graph_product_only(X, A, d, lam=LAM):
     pass does not): what the graph product costs on its own. It is memory-bound: every
     edge reads a whole D-wide row of X."""
     from tfllmer_fast import _core
-    from tfllmer_fast.graph.laplacian import csr_parts
+    from tfllmer_fast.graph.operators import csr_parts
 
     s = inv_sqrt_degrees(degrees(A))
     return _core.shifted_graph_matmat(X, *csr_parts(A), np.full(X.shape[0], 1 - lam), s, lam, os.cpu_count() or 1), None

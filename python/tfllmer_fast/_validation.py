@@ -7,15 +7,37 @@ import os
 import numpy as np
 
 
+def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
+    """``value`` as a Python int, or a clear exception naming ``name``.
+
+    Accepts Python and numpy integers; rejects ``bool`` (``True`` is an int to Python, never a
+    count here), floats (even ``2.0``) and anything else with a ``TypeError``, and values below
+    ``minimum`` with a ``ValueError``. ``allow_none=True`` passes ``None`` through.
+
+    Examples
+    --------
+    >>> check_int(3, "window", minimum=1)
+    3
+    >>> check_int(None, "top_k", minimum=1, allow_none=True) is None
+    True
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        bound = "" if minimum is None else f" >= {minimum}"
+        alt = " or None" if allow_none else ""
+        shown = repr(value) if isinstance(value, (bool, float, str, np.generic)) else type(value).__name__
+        raise TypeError(f"{name} must be an int{bound}{alt}, got {shown}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}{' (or None)' if allow_none else ''}, got {value}")
+    return int(value)
+
+
 def check_n_threads(n_threads: int | None) -> int:
     """Return a positive thread count; ``None`` means all cores (OpenMP's default)."""
     if n_threads is None:
         return os.cpu_count() or 1
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)):
-        raise TypeError(f"n_threads must be an int or None, got {type(n_threads).__name__}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n_threads}")
-    return int(n_threads)
+    return check_int(n_threads, "n_threads", minimum=1)
 
 
 def check_float_matrix(X, name: str = "X", *, allow_empty: bool = False, finite: bool = True) -> np.ndarray:

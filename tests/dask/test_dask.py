@@ -18,10 +18,10 @@ pd = pytest.importorskip("pandas")
 
 import tfllmer_fast.dask as tdask  # noqa: E402
 from tfllmer_fast import _core  # noqa: E402
-from tfllmer_fast.graph.cooccurrence import cooccurrence  # noqa: E402
-from tfllmer_fast.graph.laplacian import check_graph, csr_parts  # noqa: E402
+from tfllmer_fast.graph import RecPCA, cooccurrence  # noqa: E402
+from tfllmer_fast.graph.operators import check_graph, csr_parts  # noqa: E402
 from tfllmer_fast.graph.partial import CoocPartial  # noqa: E402
-from tfllmer_fast.graph.recpca import RecPCA, gram_problem  # noqa: E402
+from tfllmer_fast.graph.recpca_problem import gram_problem  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +237,65 @@ def test_worker_killed_gives_identical_graph(client, tmp_path, stage, reduce):
     client.wait_for_workers(2, timeout=60)
 
 
+@pytest.mark.parametrize("stage,reduce", [("count", "tree"), ("count", "shuffle"), ("shuffle", "shuffle")])
+def test_worker_killed_with_in_memory_shards_gives_identical_graph(client, tmp_path, stage, reduce):
+    # The scattered arrays die with their worker; the client still holds them and sends them again.
+    _, offsets, items, n_items = _shard_files(tmp_path)
+    shards = split_users(offsets, items, np.linspace(0, 120, 5).astype(int))
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    opts = dict(window=3, weighting="inverse_distance", top_k=4)
+    with pytest.warns(RuntimeWarning, match="in-memory inputs .* sending them again"):
+        got = tdask.cooccurrence(
+            shards,
+            n_items,
+            reduce=reduce,
+            n_row_blocks=3 if reduce == "shuffle" else None,
+            client=client,
+            _fault={stage: str(fault_dir)},
+            **opts,
+        )
+    assert (fault_dir / f"{stage}.killed").exists()
+    assert_bitwise(got, cooccurrence(offsets, items, n_items, **opts))
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_lost_future_passed_in_is_a_one_line_error(client, tmp_path):
+    _, offsets, items, n_items = _shard_files(tmp_path)
+    shards = split_users(offsets, items, [0, 60, 120])
+    futures = client.scatter(shards, hash=False)  # the caller's own: Dask cannot recompute them
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    with pytest.raises(RuntimeError, match=r"^shard \d: the Future passed in was lost with its worker"):
+        tdask.cooccurrence(futures, n_items, client=client, _fault={"count": str(fault_dir)})
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_recpca_gram_survives_a_worker_killed_with_in_memory_x(client, tmp_path):
+    rng = np.random.default_rng(12)
+    offsets, items = random_users(rng, 200, 90)
+    A = cooccurrence(offsets, items, 90, window=3)
+    X = rng.standard_normal((90, 10))
+    ref = tdask.recpca_gram(X, A, lam=0.5, client=client)
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    with pytest.warns(RuntimeWarning, match="while computing Rec-PCA's M"):
+        got = tdask.recpca_gram(X, A, lam=0.5, client=client, _fault={"gram": str(fault_dir)})
+    assert (fault_dir / "gram.killed").exists()
+    assert np.linalg.norm(got["M"] - ref["M"]) <= 1e-12 * np.linalg.norm(ref["M"])
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_workers_dying_on_every_attempt_give_a_one_line_error(client, tmp_path):
+    _, offsets, items, n_items = _shard_files(tmp_path)
+    shards = split_users(offsets, items, [0, 60, 120])
+    fault_dir = tmp_path / "fault"
+    fault_dir.mkdir()
+    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="workers kept dying .*shard files"):
+        tdask.cooccurrence(shards, n_items, client=client, _fault={"count": (str(fault_dir), 100)})
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_memory_plan_names_the_block_count(client):
     shards = split_users(*random_users(np.random.default_rng(8), 60, 80), [0, 30, 60])
     with pytest.raises(MemoryError, match=r"n_row_blocks >= \d+"):
@@ -282,8 +341,8 @@ def test_argument_errors(client):
 
 def _single_process_m(X, A, lam, kind="normalized"):
     G = check_graph(A, X.shape[0])
-    t, s, wa, wm, c, _ = gram_problem(X, G, lam, kind, True, True, 1)
-    M, mu = _core.recpca_gram(X, *csr_parts(G), t, s, lam, wa, wm, c, 1)
+    p = gram_problem(X, G, lam, kind, True, True, 1)
+    M, mu = _core.recpca_gram(X, *csr_parts(G), p.t, p.s, lam, p.wa, p.wm, p.c, 1)
     return M, mu
 
 
@@ -311,7 +370,7 @@ def test_recpca_fit_on_graph_blocks_and_memmap(client, tmp_path):
     X.tofile(path)
     Xm = np.memmap(path, dtype=np.float64, mode="r", shape=X.shape)
     A = cooccurrence(offsets, items, 100, window=3)
-    ref = RecPCA(4, lam=0.5, solver="gram").fit(X, A)
+    ref = RecPCA(4, lam=0.5, solver="gram").fit(X, graph=A)
     blocks = tdask.cooccurrence(
         split_users(offsets, items, [0, 150, 300]),
         100,
@@ -327,6 +386,47 @@ def test_recpca_fit_on_graph_blocks_and_memmap(client, tmp_path):
         np.testing.assert_allclose(est.eigenvalues_, ref.eigenvalues_, rtol=1e-10)
         np.testing.assert_allclose(est.components_, ref.components_, atol=1e-8)
         np.testing.assert_allclose(est.transform(X), ref.transform(X), atol=1e-8)
+
+
+@pytest.mark.parametrize("source", ["files", "arrays"])
+def test_graph_blocks_after_their_worker_died(client, tmp_path, source):
+    # Blocks counted from files are recomputed; blocks of in-memory shards, once cooccurrence
+    # has returned, cannot be: a one-line error says what to do. Every worker is killed, so no
+    # copy of a scattered shard whose release is still on its way can survive the loss.
+    paths, offsets, items, n_items = _shard_files(tmp_path)
+    shards = paths if source == "files" else split_users(offsets, items, np.linspace(0, 120, 5).astype(int))
+    blocks = tdask.cooccurrence(
+        shards, n_items, window=3, reduce="shuffle", n_row_blocks=3, return_blocks=True, client=client
+    )
+    for worker in client.scheduler_info()["workers"]:
+        try:
+            client.run(os._exit, 1, workers=[worker])
+        except (OSError, distributed.comm.CommClosedError):
+            pass  # the worker's connection closes under the call
+    client.wait_for_workers(2, timeout=60)
+    X = np.random.default_rng(15).standard_normal((n_items, 8))
+    if source == "files":
+        got = tdask.recpca_gram(X, blocks, lam=0.5, client=client)["M"]
+        M_ref, _ = _single_process_m(X, cooccurrence(offsets, items, n_items, window=3), 0.5)
+        assert np.linalg.norm(got - M_ref) <= 1e-12 * np.linalg.norm(M_ref)
+    else:
+        with pytest.raises(RuntimeError, match="^the graph's row blocks were lost with a worker"):
+            tdask.recpca_gram(X, blocks, lam=0.5, client=client)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_recpca_fit_with_fewer_items_than_dimensions(client):
+    # M has a null space: the eigenproblem goes to the dense eigensolver, as in one process.
+    rng = np.random.default_rng(14)
+    offsets, items = random_users(rng, 300, 40)
+    A = cooccurrence(offsets, items, 40, window=3)
+    X = rng.standard_normal((40, 64))
+    with pytest.warns(RuntimeWarning, match="M has rank <= 39"):
+        ref = RecPCA(8, lam=1.5).fit(X, graph=A)
+    with pytest.warns(RuntimeWarning, match="M has rank <= 39"):
+        est = tdask.recpca_fit(X, A, 8, lam=1.5, client=client)
+    assert ref.eigensolver_ == est.eigensolver_ == "dense"
+    np.testing.assert_allclose(est.eigenvalues_, ref.eigenvalues_, rtol=1e-6, atol=1e-12)
 
 
 def test_package_import_stays_lazy():

@@ -5,7 +5,7 @@ import pytest
 
 from tfllmer_fast.experiment import config
 from tfllmer_fast.graph import item_table
-from tfllmer_fast.graph.cooccurrence import WEIGHTINGS
+from tfllmer_fast.graph.checks import WEIGHTINGS
 from tfllmer_fast.train.options import MODEL_DEFAULTS, MODELS, ModelOptions, TrainOptions
 
 

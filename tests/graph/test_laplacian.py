@@ -81,7 +81,7 @@ def test_max_asymmetry_matches_scipy(dtype, seed):
     # Oracle: max |A - A.T| by scipy, on graphs that are symmetric, slightly perturbed, or
     # missing mirror entries (an entry without its mirror counts in full).
     from tfllmer_fast import _core
-    from tfllmer_fast.graph.laplacian import csr_parts
+    from tfllmer_fast.graph.operators import csr_parts
 
     rng = np.random.default_rng(seed)
     n = 200

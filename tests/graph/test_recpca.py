@@ -11,7 +11,7 @@ from scipy.linalg import subspace_angles
 from sklearn.decomposition import PCA
 
 from tfllmer_fast import NotFittedError, RecPCA, RecPCAConvergenceError, _core, laplacian
-from tfllmer_fast.graph.recpca import solver_costs
+from tfllmer_fast.graph.recpca_problem import solver_costs
 
 # Large lam on random data gives non-positive eigenvalues on purpose (tested separately).
 pytestmark = pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:RuntimeWarning")
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*eigenvalues of M are <= 0:Runt
 def cooccurrence_graph(seqs, n_items):
     """Whole-history co-occurrence (binary per user) with scipy: off-diagonal of B^T B.
 
-    Kept small on purpose: it stands in for tfllmer_fast.graph.cooccurrence until that lands.
+    An oracle independent of tfllmer_fast.cooccurrence.
     """
     rows = np.repeat(np.arange(len(seqs)), [len(s) for s in seqs])
     cols = np.concatenate([np.asarray(s) for s in seqs])
@@ -67,7 +67,7 @@ def max_angle(U, V):
 @pytest.mark.parametrize("normalize", [True, False])
 def test_lam0_is_pca(solver, normalize):
     X, A = random_problem()
-    m = RecPCA(5, lam=0.0, solver=solver, normalize=normalize).fit(X, A)
+    m = RecPCA(5, lam=0.0, solver=solver, normalize=normalize).fit(X, graph=A)
     Xp = X / np.linalg.norm(X, axis=1, keepdims=True) if normalize else X
     pca = PCA(5, svd_solver="full").fit(Xp)
     assert max_angle(m.components_, pca.components_.T) < 1e-6
@@ -85,7 +85,7 @@ def test_any_lam_matches_dense_eigh(solver, lam, kind):
     X, A = random_problem(isolated=3)
     if kind == "combinatorial":
         lam = lam / 10  # degrees ~ 10
-    m = RecPCA(6, lam=lam, laplacian=kind, solver=solver).fit(X, A)
+    m = RecPCA(6, lam=lam, laplacian=kind, solver=solver).fit(X, graph=A)
     w, V = top_eig(dense_M(X, A, lam, kind), 6)
     np.testing.assert_allclose(m.eigenvalues_, w, rtol=1e-9, atol=1e-9 * abs(w).max())
     assert max_angle(m.components_, V) < 1e-6
@@ -95,7 +95,7 @@ def test_any_lam_matches_dense_eigh(solver, lam, kind):
 @pytest.mark.parametrize("center,normalize", [(False, True), (True, False), (False, False)])
 def test_centering_and_normalisation_switches(center, normalize):
     X, A = random_problem(seed=3)
-    m = RecPCA(4, lam=0.8, center=center, normalize=normalize).fit(X, A)
+    m = RecPCA(4, lam=0.8, center=center, normalize=normalize).fit(X, graph=A)
     w, V = top_eig(dense_M(X, A, 0.8, normalize=normalize, center=center), 4)
     np.testing.assert_allclose(m.eigenvalues_, w, rtol=1e-9)
     assert max_angle(m.components_, V) < 1e-6
@@ -105,15 +105,15 @@ def test_centering_and_normalisation_switches(center, normalize):
 
 def test_solver_paths_agree_exactly_after_sign_fix():
     X, A = random_problem(n=500, D=40, seed=4)
-    g = RecPCA(8, lam=1.3, solver="gram", ncv=20).fit(X, A)
-    f = RecPCA(8, lam=1.3, solver="matrix_free").fit(X, A)
+    g = RecPCA(8, lam=1.3, solver="gram", ncv=20).fit(X, graph=A)
+    f = RecPCA(8, lam=1.3, solver="matrix_free").fit(X, graph=A)
     assert (g.solver_, g.eigensolver_, f.solver_) == ("gram", "spectra", "matrix_free")
     assert f.n_iter_ >= 1 and f.n_matvec_ > 8
     np.testing.assert_allclose(g.components_, f.components_, atol=1e-7)
     np.testing.assert_allclose(g.eigenvalues_, f.eigenvalues_, rtol=1e-10)
     np.testing.assert_allclose(g.mean_, f.mean_, atol=1e-14)
     # dense eigensolver (d large relative to D) agrees too
-    dense = RecPCA(30, lam=1.3, solver="gram").fit(X, A)
+    dense = RecPCA(30, lam=1.3, solver="gram").fit(X, graph=A)
     assert dense.eigensolver_ == "dense"
     np.testing.assert_allclose(dense.components_[:, :8], g.components_, atol=1e-7)
     # and the sign convention: largest-magnitude entry positive
@@ -126,19 +126,19 @@ def test_solver_paths_agree_exactly_after_sign_fix():
 @pytest.mark.parametrize("D", [70, 300])
 def test_gram_matrix_and_thread_count_determinism(D):
     X, A = random_problem(n=700, D=D, seed=5)
-    m1 = RecPCA(5, lam=0.7, solver="gram", n_threads=1).fit(X, A)
-    m2 = RecPCA(5, lam=0.7, solver="gram", n_threads=2).fit(X, A)
+    m1 = RecPCA(5, lam=0.7, solver="gram", n_threads=1).fit(X, graph=A)
+    m2 = RecPCA(5, lam=0.7, solver="gram", n_threads=2).fit(X, graph=A)
     assert m1.eigensolver_ == m2.eigensolver_ == "spectra"
     np.testing.assert_array_equal(m1.components_, m2.components_)
-    m3 = RecPCA(5, lam=0.7, solver="gram", random_state=7).fit(X, A)
+    m3 = RecPCA(5, lam=0.7, solver="gram", random_state=7).fit(X, graph=A)
     np.testing.assert_allclose(m3.components_, m1.components_, atol=1e-8)
 
 
 @pytest.mark.parametrize("solver", ["gram", "matrix_free"])
 def test_float32_close_to_float64(solver):
     X, A = random_problem(n=2000, D=64, density=0.01, seed=6)
-    m64 = RecPCA(8, lam=0.5, solver=solver).fit(X, A)
-    m32 = RecPCA(8, lam=0.5, solver=solver).fit(X.astype(np.float32), A.astype(np.float32))
+    m64 = RecPCA(8, lam=0.5, solver=solver).fit(X, graph=A)
+    m32 = RecPCA(8, lam=0.5, solver=solver).fit(X.astype(np.float32), graph=A.astype(np.float32))
     assert max_angle(m32.components_, m64.components_) < 1e-4
     np.testing.assert_allclose(m32.eigenvalues_, m64.eigenvalues_, rtol=1e-5)
     Z = m32.transform(X.astype(np.float32))
@@ -186,7 +186,7 @@ def test_float32_gram_with_a_graph_matches_float64():
 def test_transform_train_new_and_normalize_output():
     X, A = random_problem(n=400, D=30, seed=9, isolated=5)
     m = RecPCA(6, lam=1.0)
-    Z = m.fit_transform(X, A)
+    Z = m.fit_transform(X, graph=A)
     np.testing.assert_allclose(m.transform(X), Z)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
     np.testing.assert_allclose(Z, (Xn - m.mean_) @ m.components_, atol=1e-12)
@@ -196,7 +196,7 @@ def test_transform_train_new_and_normalize_output():
     np.testing.assert_allclose(
         Zn, (X_new / np.linalg.norm(X_new, axis=1, keepdims=True) - m.mean_) @ m.components_, atol=1e-12
     )
-    mo = RecPCA(6, lam=1.0, normalize_output=True).fit(X, A)
+    mo = RecPCA(6, lam=1.0, normalize_output=True).fit(X, graph=A)
     Zo = mo.transform(X_new)
     np.testing.assert_allclose(np.linalg.norm(Zo, axis=1), 1.0)
     np.testing.assert_allclose(Zo, Zn / np.linalg.norm(Zn, axis=1, keepdims=True), atol=1e-12)
@@ -205,14 +205,14 @@ def test_transform_train_new_and_normalize_output():
     with pytest.raises(ValueError, match="row 4 contains NaN or Inf"):
         m.transform(X_bad)
     with pytest.raises(ValueError, match="row 4 contains NaN or Inf"):
-        RecPCA(6, lam=1.0, normalize=False).fit(np.vstack([X[:4], X_bad[4:5], X[5:]]), A)
+        RecPCA(6, lam=1.0, normalize=False).fit(np.vstack([X[:4], X_bad[4:5], X[5:]]), graph=A)
 
 
 def test_zero_rows_warn_stay_zero_and_match_oracle():
     X, A = random_problem(seed=10)
     X[[2, 50]] = 0
     with pytest.warns(RuntimeWarning, match="2 of 300 embedding rows have zero norm"):
-        m = RecPCA(4, lam=0.5).fit(X, A)
+        m = RecPCA(4, lam=0.5).fit(X, graph=A)
     np.testing.assert_array_equal(m.zero_rows_, [2, 50])
     Xn = np.zeros_like(X)
     keep = np.linalg.norm(X, axis=1) > 0
@@ -227,15 +227,15 @@ def test_zero_rows_warn_stay_zero_and_match_oracle():
 
 def test_memmap_read_only_and_non_contiguous(tmp_path):
     X, A = random_problem(n=400, D=32, seed=11, dtype=np.float32)
-    ref = RecPCA(5, lam=0.5).fit(X, A)
+    ref = RecPCA(5, lam=0.5).fit(X, graph=A)
     path = tmp_path / "X.f32"
     X.tofile(path)
     Xm = np.memmap(path, dtype=np.float32, mode="r", shape=X.shape)
     assert not Xm.flags.writeable
-    m = RecPCA(5, lam=0.5).fit(Xm, A)
+    m = RecPCA(5, lam=0.5).fit(Xm, graph=A)
     np.testing.assert_array_equal(m.components_, ref.components_)
     Xf = np.asfortranarray(X)
-    np.testing.assert_allclose(RecPCA(5, lam=0.5).fit(Xf, A).components_, ref.components_, atol=1e-6)
+    np.testing.assert_allclose(RecPCA(5, lam=0.5).fit(Xf, graph=A).components_, ref.components_, atol=1e-6)
 
 
 def test_auto_solver_cost_model():
@@ -244,13 +244,14 @@ def test_auto_solver_cost_model():
     assert c["gram"] < c["matrix_free"] and not c["dense_eig"]
     c = solver_costs(50_000, 20_000, 4, 1_000_000, 4)
     assert c["matrix_free"] < c["gram"]
-    assert RecPCA(5, lam=0.5).fit(*random_problem()).solver_ == "gram"
+    X, A = random_problem()
+    assert RecPCA(5, lam=0.5).fit(X, graph=A).solver_ == "gram"
 
 
 def test_non_convergence_says_what_to_change():
     X, A = random_problem(n=400, D=60, seed=12)
     with pytest.raises(RecPCAConvergenceError, match=r"max_iter.*tol.*ncv"):
-        RecPCA(10, lam=1.5, solver="matrix_free", max_iter=1, tol=1e-15, ncv=11).fit(X, A)
+        RecPCA(10, lam=1.5, solver="matrix_free", max_iter=1, tol=1e-15, ncv=11).fit(X, graph=A)
 
 
 @pytest.mark.parametrize(
@@ -283,13 +284,13 @@ def test_bad_input(kwargs, X_fn, A_fn, err, match):
     X = X_fn(X) if X_fn else X
     A = A_fn(A) if A_fn else A
     with pytest.raises(err, match=match):
-        RecPCA(**params).fit(X, A)
+        RecPCA(**params).fit(X, graph=A)
 
 
 def test_n_components_must_be_below_n():
     X, A = random_problem(n=10, D=24)
     with pytest.raises(ValueError, match="smaller than the number of items"):
-        RecPCA(10).fit(X, A)
+        RecPCA(10).fit(X, graph=A)
 
 
 def test_transform_errors():
@@ -298,8 +299,8 @@ def test_transform_errors():
     for expected in (NotFittedError, ValueError, AttributeError):
         with pytest.raises(expected, match="not fitted"):
             RecPCA(3).transform(X)
-    m = RecPCA(3).fit(X, A)
-    with pytest.raises(ValueError, match="columns"):
+    m = RecPCA(3).fit(X, graph=A)
+    with pytest.raises(ValueError, match="X has 5 features, but RecPCA is expecting 24"):
         m.transform(X[:, :5])
 
 
@@ -322,7 +323,7 @@ def test_ctrl_c_interrupts_a_fit():
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            model.fit(X, A)
+            model.fit(X, graph=A)
     finally:
         timer.cancel()
     assert time.perf_counter() - start < 10
@@ -335,7 +336,7 @@ def test_fit_releases_the_gil():
 
     def work():
         try:
-            model.fit(X, A)
+            model.fit(X, graph=A)
         except RecPCAConvergenceError as e:
             errors.append(e)
 
@@ -355,11 +356,11 @@ def test_warns_when_lam_makes_selected_eigenvalues_non_positive():
     X, A = random_problem()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        RecPCA(5, lam=0.5).fit(X, A)  # no warning
+        RecPCA(5, lam=0.5).fit(X, graph=A)  # no warning
     # complete graph: X_c^T L X_c = n/(n-1) X_c^T X_c, so M < 0 for lam > (n-1)/n
     K = sp.csr_array(np.ones((300, 300)) - np.eye(300))
     with pytest.warns(RuntimeWarning, match="5 of the 5 selected eigenvalues"):
-        RecPCA(5, lam=2.0).fit(X, K)
+        RecPCA(5, lam=2.0).fit(X, graph=K)
 
 
 def test_failed_fit_leaves_no_fitted_attributes():
@@ -369,7 +370,7 @@ def test_failed_fit_leaves_no_fitted_attributes():
     A = (A + A.T).tocsr()
     est = RecPCA(n_components=4, lam=0.5, solver="matrix_free", max_iter=1, tol=1e-14, ncv=5)
     with pytest.raises(RecPCAConvergenceError):
-        est.fit(X, A)
+        est.fit(X, graph=A)
     assert not hasattr(est, "components_") and not hasattr(est, "zero_rows_")
 
 
@@ -377,6 +378,6 @@ def test_numpy_scalar_tol_is_accepted():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, 8))
     A = sp.csr_array((40, 40))
-    RecPCA(n_components=2, tol=np.float32(1e-8)).fit(X, A)
+    RecPCA(n_components=2, tol=np.float32(1e-8)).fit(X, graph=A)
     with pytest.raises(ValueError, match="tol"):
-        RecPCA(n_components=2, tol=True).fit(X, A)
+        RecPCA(n_components=2, tol=True).fit(X, graph=A)

@@ -25,7 +25,7 @@ def load_beauty_train(data_dir):
 def cooccurrence_graph(train: Sequences):
     """Whole-history co-occurrence, binary per user: off-diagonal of B^T B (scipy).
 
-    A stand-in for tfllmer_fast.graph.cooccurrence (window=None, weighting="binary").
+    An oracle independent of tfllmer_fast.cooccurrence (window=None, weighting="binary").
     """
     rows = np.repeat(np.arange(train.n_users), train.lengths)
     B = sp.csr_array((np.ones(train.items.size, np.float32), (rows, train.items)), shape=(train.n_users, train.n_items))
@@ -49,7 +49,7 @@ def test_beauty_alignment_rises_with_lam(beauty):
     for lam in (0.0, 0.5, 1.0, 2.0):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            Z = RecPCA(64, lam=lam, random_state=0).fit_transform(emb, A)
+            Z = RecPCA(64, lam=lam, random_state=0).fit_transform(emb, graph=A)
         messages = [str(w.message) for w in caught]
         assert any("7 of 12101 embedding rows have zero norm" in m for m in messages)  # no title
         # On Beauty M is negative on the whole range of X_c past lam ~ 1.3: lam = 2 is

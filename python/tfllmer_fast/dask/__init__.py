@@ -47,7 +47,7 @@ try:
 except ImportError as e:  # pragma: no cover - the [dask] extra
     raise ImportError("tfllmer_fast.dask needs dask and distributed: pip install 'tfllmer_fast[dask]'") from e
 
-from .cooccurrence import REDUCES, GraphBlocks, cooccurrence, plan_row_blocks  # noqa: E402
-from .recpca import recpca_fit, recpca_gram  # noqa: E402
+from ._cooccurrence import REDUCES, GraphBlocks, cooccurrence, plan_row_blocks  # noqa: E402
+from ._recpca import recpca_fit, recpca_gram  # noqa: E402
 
 __all__ = ["REDUCES", "GraphBlocks", "cooccurrence", "plan_row_blocks", "recpca_fit", "recpca_gram"]

@@ -1,13 +1,20 @@
-"""The client, worker memory limits and the fault hook the tests use."""
+"""The client, worker memory limits, the re-sending of lost in-memory inputs and the fault
+hook the tests use."""
 
 from __future__ import annotations
 
 import os
+import warnings
+from concurrent.futures import CancelledError
 
 import distributed
-import numpy as np
+
+from .._validation import check_int
 
 REDUCES = ("auto", "tree", "shuffle")
+
+#: How many times a job that lost in-memory inputs with a worker is run again.
+RESEND_ATTEMPTS = 3
 
 
 def memory_budget() -> float:
@@ -30,7 +37,7 @@ def memory_budget() -> float:
 FINISHED_BYTES_PER_ENTRY = 8
 
 
-def _get_client(client):
+def get_client(client):
     if client is not None:
         return client
     try:
@@ -39,7 +46,7 @@ def _get_client(client):
         raise ValueError("no Dask client: pass client=distributed.Client(...) or create one first") from e
 
 
-def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
+def worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     """(bytes per worker, number of workers)."""
     workers = (
         client.scheduler_info(n_workers=-1)["workers"]
@@ -48,9 +55,7 @@ def _worker_memory_limit(client, memory_limit) -> tuple[int, int]:
     )
     n_workers = max(1, len(workers))
     if memory_limit is not None:
-        if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
-        return int(memory_limit), n_workers
+        return check_int(memory_limit, "memory_limit (bytes)", minimum=1), n_workers
     limits = [w.get("memory_limit") or 0 for w in workers.values()]
     if limits and min(limits) > 0:
         return int(min(limits)), n_workers
@@ -68,14 +73,62 @@ def _accepts_n_workers(client) -> bool:
         return False
 
 
-def _gib(x: float) -> str:
+def gib(x: float) -> str:
     return f"{x / 2**30:.2f} GiB"
+
+
+class Scatterer:
+    """Scatters inputs from the client's memory and remembers the futures: Dask cannot
+    recompute scattered data, so a job that loses some with a worker is run again."""
+
+    def __init__(self, client):
+        self.client = client
+        self.futures: list = []
+
+    def __call__(self, data, **kwargs):
+        """``client.scatter(data, hash=False, **kwargs)``, recorded."""
+        out = self.client.scatter(data, hash=False, **kwargs)
+        self.futures.extend(out if isinstance(out, list) else [out])
+        return out
+
+    def lost(self) -> bool:
+        """Whether a worker's death took some of the scattered data."""
+        return any(f.status in ("cancelled", "lost") for f in self.futures)
+
+
+def run_resending(client, job, what: str):
+    """``job(scatter)`` with a fresh :class:`Scatterer`; when it fails because scattered data
+    was lost with a worker, the inputs are scattered again from the client's copies and the
+    job starts over (results are exact, so a rerun gives the same bits), at most
+    :data:`RESEND_ATTEMPTS` times. Inputs Dask can recompute (shard files, DataFrames,
+    dask arrays, memory-mapped X) never need this: the scheduler recomputes what a dead
+    worker held."""
+    for attempt in range(RESEND_ATTEMPTS + 1):
+        scatter = Scatterer(client)
+        try:
+            return job(scatter)
+        except CancelledError:
+            if not scatter.lost():
+                raise
+            if attempt == RESEND_ATTEMPTS:
+                raise RuntimeError(
+                    f"workers kept dying while {what}, taking in-memory inputs with them ({RESEND_ATTEMPTS} restarts); "
+                    "inputs Dask can recompute (shard files, a dask DataFrame or array) survive worker loss"
+                ) from None
+            warnings.warn(
+                f"a worker died holding in-memory inputs while {what}: sending them again and starting over "
+                f"(restart {attempt + 1} of at most {RESEND_ATTEMPTS}); shard files are recomputed in place instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        finally:
+            scatter.futures.clear()
 
 
 # faults (tests only): a task kills its own worker once, the first time a stage runs.
 
 
-def _maybe_fault(fault, stage: str) -> None:
+def maybe_fault(fault, stage: str) -> None:
     """``fault[stage]``: a folder, or (folder, times): the first ``times`` (default 1) runs of
     the stage, counted by marker files there, kill their worker process."""
     if not fault or stage not in fault:

@@ -6,9 +6,7 @@ import os
 
 import numpy as np
 
-from ..graph.cooccurrence import (
-    integer_array,
-)
+from ..graph.checks import integer_array
 from ..graph.partial import (
     CoocOptionsKey,
     CoocPartial,
@@ -18,7 +16,7 @@ from ..graph.partial import (
 )
 from ..graph.shards import iter_shard
 from ._cluster import (
-    _maybe_fault,
+    maybe_fault,
 )
 
 
@@ -49,7 +47,7 @@ def _chunks_of(source, label: str, max_interactions: int):
     raise TypeError(f"{label}: a shard is (offsets, items), a path or a pandas DataFrame, got {type(source).__name__}")
 
 
-def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_interactions: int, fault=None):
+def count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_interactions: int, fault=None):
     try:
         part = CoocPartial.count(
             _chunks_of(source, label, max_interactions),
@@ -65,11 +63,11 @@ def _count_task(source, label: str, key: CoocOptionsKey, n_threads: int, max_int
             f"{label}: out of memory while counting this shard ({e}); split it into smaller "
             "shards (each shard's own graph must fit a worker)"
         ) from None
-    _maybe_fault(fault, "count")
+    maybe_fault(fault, "count")
     return part
 
 
-def _count_split_task(
+def count_split_task(
     source,
     label: str,
     key: CoocOptionsKey,
@@ -80,10 +78,10 @@ def _count_split_task(
 ) -> list[CoocPartial]:
     """A shard's pieces of every row block: its whole partial never outlives the task, so the
     cluster holds pieces on their way to a merge, not one partial per shard."""
-    return _count_task(source, label, key, n_threads, max_interactions, fault).mirror_split(bounds)
+    return count_task(source, label, key, n_threads, max_interactions, fault).mirror_split(bounds)
 
 
-def _summary_task(part: CoocPartial, bucket: int) -> dict:
+def summary_task(part: CoocPartial, bucket: int) -> dict:
     entries = part.row_entries()
     n_buckets = -(-part.n_items // bucket) if part.n_items else 0
     hist = np.add.reduceat(entries, np.arange(0, part.n_items, bucket)) if part.n_items else np.zeros(0, np.int64)
@@ -98,7 +96,7 @@ def _summary_task(part: CoocPartial, bucket: int) -> dict:
     }
 
 
-def _users_task(source, label: str) -> np.ndarray:
+def users_task(source, label: str) -> np.ndarray:
     """Sorted distinct user ids of a shard that has them (empty when it has none)."""
     if isinstance(source, (str, os.PathLike)) and str(source).endswith(".parquet"):
         import pyarrow.parquet as pq
@@ -110,11 +108,11 @@ def _users_task(source, label: str) -> np.ndarray:
     return np.zeros(0, np.int64)
 
 
-def _labelled(users: np.ndarray, label: str):
+def labelled(users: np.ndarray, label: str):
     return [label], users
 
 
-def _disjoint_union(*parts):
+def disjoint_union(*parts):
     """parts: (labels, sorted users) pairs; raises when a user is in two of them."""
     labels = [lab for labs, _ in parts for lab in labs]
     owner = np.concatenate([np.full(u.size, k) for k, (_, u) in enumerate(parts)]) if parts else np.zeros(0)
@@ -133,13 +131,13 @@ def _disjoint_union(*parts):
     return labels, users
 
 
-def _merge_task(*parts, n_threads: int = 1, fault=None, stage: str | None = None):
+def merge_task(*parts, n_threads: int = 1, fault=None, stage: str | None = None):
     if stage is not None:
-        _maybe_fault(fault, stage)
+        maybe_fault(fault, stage)
     return CoocPartial.merge(parts, n_threads=n_threads)
 
 
-def _finish_whole_task(part: CoocPartial, min_count: float, top_k, n_threads: int) -> RowBlock:
+def finish_whole_task(part: CoocPartial, min_count: float, top_k, n_threads: int) -> RowBlock:
     import tfllmer_fast._core as core
 
     try:
@@ -161,21 +159,21 @@ def _finish_whole_task(part: CoocPartial, min_count: float, top_k, n_threads: in
     return RowBlock(0, part.n_items, indptr, indices, data)
 
 
-def _split_task(part: CoocPartial, bounds: list[int]) -> list[CoocPartial]:
+def split_task(part: CoocPartial, bounds: list[int]) -> list[CoocPartial]:
     return part.mirror_split(bounds)
 
 
-def _finish_block_task(part: CoocPartial, min_count: float, n_threads: int) -> RowBlock:
+def finish_block_task(part: CoocPartial, min_count: float, n_threads: int) -> RowBlock:
     return part.finish(min_count, None, n_threads=n_threads)
 
 
-def _stats_task(block: RowBlock, top_k: int):
+def stats_task(block: RowBlock, top_k: int):
     return top_k_stats(block, top_k)
 
 
-def _concat_stats(*stats):
+def concat_stats(*stats):
     return tuple(np.concatenate([s[i] for s in stats]) for i in range(3))
 
 
-def _filter_task(block: RowBlock, stats) -> RowBlock:
+def filter_task(block: RowBlock, stats) -> RowBlock:
     return top_k_filter(block, stats)

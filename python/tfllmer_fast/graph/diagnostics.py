@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .._validation import check_float_matrix
-from .laplacian import check_graph
+from .._validation import check_float_matrix, check_int
 from .normalization import checked_row_norms, inverse_norms
+from .operators import check_graph
 
 
 @dataclass(frozen=True)
@@ -103,8 +103,7 @@ def embedding_diagnostics(
         ("max_edges", max_edges),
         ("n_knn_queries", n_knn_queries),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        check_int(value, name, minimum=1)
     rng = np.random.default_rng(random_state)
 
     nonzero = norms > 0

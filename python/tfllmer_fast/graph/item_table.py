@@ -7,7 +7,7 @@
   in the package.
 * ``recpca``: Rec-PCA with the **training** co-occurrence graph (never validation/test
   items): ``graph = cooccurrence(train.offsets, train.items, n_items, window=...)``, then
-  ``RecPCA(n_components=hidden, lam=lam, normalize=True).fit_transform(X, graph)`` (rows
+  ``RecPCA(n_components=hidden, lam=lam, normalize=True).fit_transform(X, graph=graph)`` (rows
   L2-normalised, then centred; ``normalize_llm=False`` skips the normalisation).
 
 Scaling (``scale``): the projected table has the spread of the LLM space, which is unrelated
@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data.embeddings import check_embeddings
 from ..data.sequences import LeaveOneOutSplit
-from .cooccurrence import cooccurrence
+from ._cooccurrence import cooccurrence
 from .normalization import normalize_embeddings
-from .recpca import RecPCA
+
+if TYPE_CHECKING:
+    from .recpca import RecPCA
 
 INIT_MODES = ("random", "pca", "recpca")
 SCALES = ("std", "unit", "none")
@@ -38,11 +41,13 @@ SCALES = ("std", "unit", "none")
 def pca_table(X: np.ndarray, d: int, *, normalize: bool = False) -> np.ndarray:
     """Project centred X (rows L2-normalised first when ``normalize``) on its top-d
     principal axes, with RecPCA's sign rule."""
+    from .recpca import RecPCA  # scikit-learn loads with Rec-PCA only
+
     if d > X.shape[1]:
         raise ValueError(
             f"cannot reduce {X.shape[1]}-d embeddings to {d} dimensions (hidden size larger than the embedding size)"
         )
-    return RecPCA(n_components=d, lam=0.0, normalize=normalize).fit_transform(X, None)
+    return RecPCA(n_components=d, lam=0.0, normalize=normalize).fit_transform(X)
 
 
 def rescale_table(Z: np.ndarray, scale: str, init_std: float) -> np.ndarray:
@@ -118,13 +123,15 @@ def initial_item_table(
     if mode == "recpca" and graph is None:
         graph = training_graph(split, window=window, weighting=weighting, n_threads=n_threads)
     t1 = time.perf_counter()
+    from .recpca import RecPCA  # scikit-learn loads with Rec-PCA only
+
     pca = RecPCA(
         n_components=hidden, lam=lam if mode == "recpca" else 0.0, normalize=bool(normalize_llm), n_threads=n_threads
     )
     # The zero rows were reported above, once, at the caller's line.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*embedding rows have zero norm", category=RuntimeWarning)
-        Z = pca.fit_transform(X, graph if mode == "recpca" else None)
+        Z = pca.fit_transform(X, graph=graph if mode == "recpca" else None)
     if timings is not None:
         if mode == "recpca":
             timings["graph_s"] = t1 - t0

@@ -5,7 +5,7 @@ A :class:`CoocPartial` holds the exact sums (uint64 counts, or 64.64 fixed point
 counter stores) or as full rows (both triangles, what a row block of the final graph needs).
 Every operation is exact, so partials counted on any split of the users (each user whole in
 one part) and merged in any order and grouping finish into the same float32 graph, bit for
-bit, as :func:`~tfllmer_fast.graph.cooccurrence.cooccurrence` on all users at once.
+bit, as :func:`tfllmer_fast.cooccurrence` on all users at once.
 
 The operations are engine-agnostic (numpy in, numpy out; no Dask here), so a Dask, Spark or
 Ray driver only schedules them:
@@ -31,13 +31,13 @@ import scipy.sparse as sp
 
 from .. import _core
 from .._validation import check_n_threads
-from .cooccurrence import (
-    CooccurrenceCounter,
-    _as_chunk,
-    _check_n_items,
-    _check_weighting,
+from ._cooccurrence import CooccurrenceCounter
+from .checks import (
+    as_chunk,
     check_min_count,
+    check_n_items,
     check_optional_positive_int,
+    check_weighting,
 )
 
 __all__ = ["CoocPartial", "RowBlock", "top_k_stats", "top_k_filter", "assemble_blocks", "BYTES_PER_ENTRY"]
@@ -62,12 +62,12 @@ class CoocOptionsKey:
     weighting: str
 
     def __post_init__(self):
-        _check_n_items(self.n_items)
+        check_n_items(self.n_items)
         if self.window is not None:
             check_optional_positive_int(self.window, "window")
         if self.max_history is not None:
             check_optional_positive_int(self.max_history, "max_history")
-        _check_weighting(self.weighting)
+        check_weighting(self.weighting)
 
     @property
     def words(self) -> int:
@@ -177,7 +177,7 @@ class CoocPartial:
         for chunk in chunks:
             try:
                 offsets, items = chunk
-                offsets, items, _ = _as_chunk(offsets, items, counter.n_items)
+                offsets, items, _ = as_chunk(offsets, items, counter.n_items)
             except (ValueError, TypeError) as e:
                 if label is None:
                     raise
@@ -189,9 +189,7 @@ class CoocPartial:
     def from_counter(cls, counter: CooccurrenceCounter) -> CoocPartial:
         """Moves the counter's sums into a partial (the counter is left with no pairs)."""
         key = CoocOptionsKey(counter.n_items, counter.window, counter.max_history, counter.weighting)
-        with counter._lock:
-            users, seen = counter.n_users_seen, counter.n_interactions_seen
-            indptr, cols, vals, words = counter._core.take_sums()
+        users, seen, indptr, cols, vals, words = counter.take_sums()
         assert words == key.words
         return cls(key, 0, key.n_items, True, indptr, cols, vals, users, seen)
 

@@ -8,102 +8,104 @@ Rec-PCA keeps the ``d`` directions ``W`` that maximise
 i.e. the top-``d`` eigenvectors of ``M`` by largest *algebraic* eigenvalue (``M`` is
 indefinite once ``lam`` passes 1/2 with the normalised Laplacian). The work is done in C++
 (``_core.recpca_fit``) on Spectra, Eigen and OpenMP, without the GIL.
+
+:class:`RecPCA` is a scikit-learn transformer (``get_params``/``set_params``, ``clone``,
+``Pipeline``, ``GridSearchCV``, ``set_output``). The graph is a fit parameter whose rows
+follow the rows of X, so scikit-learn's splitters slice it as they slice X; its columns are
+named by ``item_ids`` (see :meth:`RecPCA.fit`).
 """
 
 from __future__ import annotations
 
-import numbers
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils.validation import validate_data
 
 from .. import _core
-from .._validation import check_float_matrix, check_n_threads
-from .laplacian import check_graph, check_kind, csr_parts, shifted_operator
+from .._validation import check_n_threads
+from .checks import integer_array
 from .normalization import checked_row_norms, inverse_norms, row_norms, warn_zero_rows
+from .operators import check_graph, csr_parts
+from .recpca_problem import (
+    NotFittedError,
+    RecPCAConvergenceError,
+    check_params,
+    convergence_error,
+    default_ncv,
+    gram_problem,
+    pick_solver,
+    rounding_floor,
+    set_fitted,
+    solver_costs,
+)
 
-SOLVERS = ("auto", "gram", "matrix_free")
+__all__ = ["NotFittedError", "RecPCA", "RecPCAConvergenceError", "default_ncv", "solver_costs"]
 
-# Cost model of solver="auto" (see RecPCA). FLOPS_PER_BYTE: how many flops a core does in
-# GEMM in the time it streams one byte from memory (about 100 GFLOP/s vs 10 GB/s here):
-# it converts the memory-bound parts (graph gathers, matrix-vector products) into GEMM flops.
-FLOPS_PER_BYTE = 10.0
-# Expected operator applications of Spectra's restarted Lanczos, in units of ncv.
-MATVECS_PER_NCV = 3.0
-# M takes 8 D^2 bytes: above this the matrix-free path is used whatever the flops say.
-GRAM_MAX_BYTES = 2 << 30
-
-
-class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit`` (scikit-learn's convention: a ValueError and an
-    AttributeError, so either ``except`` catches it)."""
-
-
-class RecPCAConvergenceError(RuntimeError):
-    """Spectra did not converge; the message says which knob to turn."""
+_DTYPES = [np.float64, np.float32]
 
 
-def default_ncv(n_components: int, dim: int) -> int:
-    """Spectra's Krylov subspace size: ``min(D, max(2 d + 1, d + 20))``."""
-    return int(min(dim, max(2 * n_components + 1, n_components + 20)))
+def graph_for_rows(graph, item_ids, n: int, lam: float, n_threads: int) -> sp.csr_array:
+    """The checked n x n graph of the n rows of X, from what ``fit`` was given."""
+    if graph is None:
+        if lam != 0:
+            raise ValueError(f"lam = {lam:g} needs a graph: fit(X, graph=A); without one (graph=None) lam must be 0")
+        return check_graph(sp.csr_array((n, n), dtype=np.float32), n)  # lam = 0 never reads it: plain PCA
+    if item_ids is not None:
+        ids = integer_array(item_ids, "item_ids")
+        if ids.size != n:
+            raise ValueError(f"item_ids has {ids.size} entries but X has {n} rows (one id per row)")
+        if sp.issparse(graph):
+            graph = sp.csr_array(graph)
+        elif not hasattr(graph, "shape"):
+            graph = np.asarray(graph)
+        if len(graph.shape) != 2:
+            raise ValueError(f"graph must be 2-D, got shape {graph.shape}")
+        rows, cols = graph.shape
+        if ids.size and (ids.min() < 0 or ids.max() >= cols):
+            raise ValueError(f"item_ids must lie in [0, {cols}) (the graph's columns), found {ids.min()}..{ids.max()}")
+        if np.unique(ids).size != ids.size:
+            raise ValueError("item_ids must be distinct (each row of X is one item)")
+        if rows == cols:  # the whole catalogue's graph: the rows' items on both axes
+            graph = graph[ids][:, ids]
+        elif rows == n:  # rows already follow X (scikit-learn's splitters slice them with X)
+            graph = graph[:, ids]
+        else:
+            raise ValueError(
+                f"graph has shape {graph.shape}: with item_ids it is either square (the whole catalogue) "
+                f"or has one row per row of X ({n})"
+            )
+    return check_graph(graph, n, name="graph", n_threads=n_threads)
 
 
-def solver_costs(n: int, dim: int, n_components: int, nnz: int, itemsize: int, ncv: int | None = None) -> dict:
-    """Estimated cost (in GEMM-flop units) of each solver path; what ``solver="auto"`` compares.
-
-    - gram: the lower triangle of ``X^T (T X)`` (``n D^2`` flops), the graph gathers
-      (``nnz D`` elements read from scattered rows) and the eigensolver on the D x D matrix
-      (dense ``9 D^3`` flops when ``ncv > D / 2``, else Spectra: ``3 ncv`` symmetric
-      products, each streaming the ``8 D^2`` bytes of M);
-    - matrix_free: ``3 ncv`` products, each streaming X twice plus the graph once.
-    """
-    ncv = default_ncv(n_components, dim) if ncv is None else ncv
-    matvecs = MATVECS_PER_NCV * ncv
-    dense_eig = use_dense_eig(n_components, dim, ncv)
-    eig = 9.0 * dim**3 if dense_eig else matvecs * 8.0 * dim * dim * FLOPS_PER_BYTE
-    gram = float(n) * dim * dim + float(nnz) * dim * itemsize * FLOPS_PER_BYTE + eig
-    mf = matvecs * (2.0 * n * dim * itemsize + 12.0 * nnz + 24.0 * n) * FLOPS_PER_BYTE
-    return {"gram": gram, "matrix_free": mf, "dense_eig": dense_eig}
+def _validated(estimator, X, reset: bool) -> np.ndarray:
+    """X through scikit-learn's checks (its n_features_in_ and feature names conventions),
+    float32 or float64, read in place when it can be; NaN/Inf are found by the row norms."""
+    if getattr(X, "ndim", 2) != 2:
+        raise ValueError(f"X must be 2-D (n_items, dim), got shape {X.shape}: Reshape your data (one item: X[None, :])")
+    order = "C" if reset else None  # the kernels of fit read rows; transform's product takes any layout
+    return validate_data(estimator, X, reset=reset, dtype=_DTYPES, order=order, ensure_all_finite=False)
 
 
-def use_dense_eig(n_components: int, dim: int, ncv: int) -> bool:
-    """Dense eigendecomposition of M when Spectra cannot run or would not pay off."""
-    return n_components >= dim or ncv > dim // 2
+def _reject_graph_as_y(y, n: int) -> None:
+    if sp.issparse(y) or (getattr(y, "ndim", 1) == 2 and getattr(y, "shape", None) == (n, n)):
+        raise TypeError(
+            "RecPCA.fit takes the graph as a keyword, fit(X, graph=A): its second positional argument "
+            "is scikit-learn's y, which RecPCA ignores"
+        )
 
 
-def gram_problem(
-    Xa: np.ndarray, G: sp.csr_array, lam: float, laplacian_kind: str, normalize: bool, center: bool, n_threads: int
-):
-    """The kernels' description of M (see recpca.hpp): ``(t, s, wa, wm, c, zero_rows)`` with
-    ``T' = diag(t) + lam diag(s) A diag(s)`` and the centring weights."""
-    n = Xa.shape[0]
-    t0, s0 = shifted_operator(G, laplacian_kind, lam)
-    norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
-    if normalize:
-        r = inverse_norms(norms)
-        zero_rows = np.flatnonzero(norms == 0)
-        warn_zero_rows(zero_rows, n)
-    else:
-        r = np.ones(n)
-        zero_rows = np.zeros(0, dtype=np.int64)
-    t, s = t0 * r * r, s0 * r
-    if center:
-        u = t0 + lam * s0 * (G @ s0)  # T 1, with T = I - lam L on the raw graph
-        wa, wm, c = r * u, r / n, float(u.sum())
-    else:
-        wa = wm = None
-        c = 0.0
-    return t, s, wa, wm, c, zero_rows
-
-
-class RecPCA:
+class RecPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Graph-regularised PCA of item embeddings (the TF-LLMER item initialisation).
+
+    A scikit-learn transformer: it clones, sits in a ``Pipeline``, searches in
+    ``GridSearchCV`` (the graph is a fit parameter, see :meth:`fit`) and returns pandas
+    frames after ``set_output(transform="pandas")``.
 
     Parameters
     ----------
-    n_components : int
-        ``d``, the output dimension (``1 <= d <= D`` and ``d < n``).
+    n_components : int or None, default None
+        ``d``, the output dimension (``1 <= d <= D`` and ``d < n``); None: ``min(D, n - 1)``.
     lam : float, default 0.5
         Weight ``lam >= 0`` of the graph smoothness term. ``0`` is plain PCA. With the
         normalised Laplacian ``I - lam L = (1 - lam) I + lam Â``; the default 0.5 gives
@@ -122,10 +124,12 @@ class RecPCA:
         of M, never by forming ``X_c``.
     solver : {"auto", "gram", "matrix_free"}, default "auto"
         ``gram`` forms M (D x D) in one blocked pass over X, then solves the small problem
-        (Spectra, or a dense eigensolver when ``d`` is a large fraction of D).
+        (Spectra, or a dense eigensolver when ``d`` is a large fraction of D or when X has
+        no more rows than columns: M then has a null space that Lanczos cannot resolve).
         ``matrix_free`` runs Spectra on the operator ``v -> X_c^T (I - lam L) X_c v``,
-        streaming X twice per product. ``auto`` compares :func:`solver_costs` and uses the
-        matrix-free path when M would exceed 2 GiB.
+        streaming X twice per product. ``auto`` compares :func:`solver_costs`, uses the
+        Gram path when X has no more rows than columns, and the matrix-free path when M
+        would exceed 2 GiB.
     tol : float, default 1e-10
         Spectra's relative tolerance on the Ritz residuals.
     max_iter : int, default 1000
@@ -147,13 +151,14 @@ class RecPCA:
     ----------
     components_ : ndarray (D, d), float64, orthonormal columns
     eigenvalues_ : ndarray (d,), descending eigenvalues of M (not divided by n). A warning
-        is issued when some are <= 0 (lam too large for this d; see the README)
+        is issued when some are <= 0 or at rounding level (lam too large for this d)
     mean_ : ndarray (D,), the column mean subtracted (zeros when ``center=False``)
     n_iter_ : int, Spectra restarts (0 for the dense eigensolver)
     n_matvec_ : int, operator applications (of M, or of the implicit operator)
     solver_ : str, the path that ran, ``"gram"`` or ``"matrix_free"``
     eigensolver_ : str, ``"spectra"`` or ``"dense"``
     n_features_in_ : int, D
+    feature_names_in_ : ndarray of str, the column names of X when it had them (a DataFrame)
     zero_rows_ : ndarray of int64, rows of the fitted X with zero norm
 
     Examples
@@ -162,14 +167,14 @@ class RecPCA:
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((100, 16))
     >>> A = sp.random(100, 100, density=0.05, random_state=0); A = A + A.T
-    >>> Z = RecPCA(4, lam=0.5).fit_transform(X, A)
+    >>> Z = RecPCA(4, lam=0.5).fit_transform(X, graph=A)
     >>> Z.shape
     (100, 4)
     """
 
     def __init__(
         self,
-        n_components: int,
+        n_components: int | None = None,
         *,
         lam: float = 0.5,
         laplacian: str = "normalized",
@@ -196,88 +201,59 @@ class RecPCA:
         self.random_state = random_state
         self.normalize_output = normalize_output
 
-    def __repr__(self) -> str:
-        return (
-            f"RecPCA(n_components={self.n_components!r}, lam={self.lam!r}, "
-            f"laplacian={self.laplacian!r}, solver={self.solver!r})"
-        )
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
-    # ------------------------------------------------------------------ checks
-    def _check_params(self, n: int, dim: int) -> tuple[int, float, int]:
-        d = self.n_components
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"n_components must be an int, got {type(d).__name__}")
-        if not 1 <= d <= dim:
-            raise ValueError(f"n_components must lie in 1..D = 1..{dim}, got {d}")
-        if d >= n:
-            raise ValueError(f"n_components must be smaller than the number of items n = {n}, got {d}")
-        lam = self.lam
-        if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not np.isfinite(lam):
-            raise ValueError(f"lam must be a finite number, got {lam!r}")
-        if lam < 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
-        check_kind(self.laplacian)
-        if self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        if isinstance(self.tol, bool) or not (isinstance(self.tol, numbers.Real) and self.tol > 0):
-            raise ValueError(f"tol must be a positive number, got {self.tol!r}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}")
-        ncv = default_ncv(d, dim) if self.ncv is None else self.ncv
-        if self.ncv is not None:
-            if isinstance(ncv, bool) or not isinstance(ncv, (int, np.integer)) or not d < ncv <= dim:
-                raise ValueError(f"ncv must be an int with n_components < ncv <= D ({d} < ncv <= {dim}), got {ncv!r}")
-        return int(d), float(lam), int(ncv)
-
-    def _pick_solver(self, n, dim, d, nnz, itemsize, ncv) -> tuple[str, bool]:
-        costs = solver_costs(n, dim, d, nnz, itemsize, ncv)
-        mf_possible = d < dim and ncv > d
-        solver = self.solver
-        if solver == "auto":
-            if 8 * dim * dim > GRAM_MAX_BYTES and mf_possible:
-                solver = "matrix_free"
-            else:
-                solver = "matrix_free" if mf_possible and costs["matrix_free"] < costs["gram"] else "gram"
-        if solver == "matrix_free" and not mf_possible:
-            raise ValueError(f"solver='matrix_free' needs n_components < D (got {d} of {dim}); use solver='gram'")
-        return solver, (solver == "gram" and costs["dense_eig"])
+    @property
+    def _n_features_out(self) -> int:
+        """Output width, for ``get_feature_names_out`` (``recpca0``, ``recpca1``, ...)."""
+        return self.components_.shape[1]
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X, graph) -> RecPCA:
-        """Fit on embeddings ``X`` (n x D) and the co-occurrence graph (n x n, item i = row i).
+    def fit(self, X, y=None, *, graph=None, item_ids=None) -> RecPCA:
+        """Fit on embeddings ``X`` (n x D) and the co-occurrence graph of its rows.
 
-        ``graph=None`` is allowed with ``lam=0``: plain PCA (with this estimator's row
-        normalisation, centring and sign rule).
-
-        ``X`` may be float32 or float64, read-only or memory-mapped: it is read in place
-        when C-contiguous (otherwise one contiguous copy is made).
+        Parameters
+        ----------
+        X : array-like (n, D), float32 or float64 (others are converted to float64)
+            Read in place when C-contiguous, read-only and memory-mapped arrays included
+            (otherwise one contiguous copy is made). A DataFrame's column names are kept
+            (``feature_names_in_``).
+        y : ignored
+            scikit-learn's convention.
+        graph : sparse or dense matrix, or None
+            Symmetric, non-negative item-item weights. Without ``item_ids``: n x n, item i =
+            row i of X. ``None`` only with ``lam=0``: plain PCA (with this estimator's row
+            normalisation, centring and sign rule).
+        item_ids : array of int (n,), optional
+            The graph's column of every row of X. The graph is then either the whole
+            catalogue's square graph (both axes sliced to these items) or has one row per row
+            of X (only its columns are sliced). Cross-validation needs the latter: pass the
+            catalogue's graph with ``item_ids=np.arange(n)`` to ``GridSearchCV.fit``, which
+            slices fit parameters' rows as it slices X (the ids along), never their columns.
         """
-        Xa = check_float_matrix(X, "X", finite=False)
-        if not Xa.flags.c_contiguous:
-            Xa = np.ascontiguousarray(Xa)
+        _reject_graph_as_y(y, getattr(X, "shape", (0,))[0])
+        Xa = _validated(self, X, reset=True)
         n, dim = Xa.shape
-        d, lam, ncv = self._check_params(n, dim)
+        d, lam, ncv = check_params(self, n, dim)
         n_threads = check_n_threads(self.n_threads)
-        if graph is None:
-            if lam != 0:
-                raise ValueError(f"graph=None (no graph) needs lam=0, got lam={lam:g}")
-            graph = sp.csr_array((n, n), dtype=np.float32)  # lam = 0 never reads it: plain PCA
-        G = check_graph(graph, n, name="graph", n_threads=n_threads)
-
-        t, s, wa, wm, c, zero_rows = gram_problem(Xa, G, lam, self.laplacian, self.normalize, self.center, n_threads)
-        solver, dense = self._pick_solver(n, dim, d, G.nnz, Xa.itemsize, ncv)
+        G = graph_for_rows(graph, item_ids, n, lam, n_threads)
+        prob = gram_problem(Xa, G, lam, self.laplacian, self.normalize, self.center, n_threads)
+        solver, dense = pick_solver(self.solver, n, dim, d, G.nnz, Xa.itemsize, ncv, self.center)
         init = None
         if self.random_state is not None:
             init = np.random.default_rng(self.random_state).standard_normal(dim)
         res = _core.recpca_fit(
             Xa,
             *csr_parts(G),
-            t,
-            s,
+            prob.t,
+            prob.s,
             lam,
-            wa,
-            wm,
-            c,
+            prob.wa,
+            prob.wm,
+            prob.c,
             d,
             ncv,
             int(self.max_iter),
@@ -288,57 +264,27 @@ class RecPCA:
             n_threads,
         )
         if not res["converged"]:
-            raise RecPCAConvergenceError(
-                f"RecPCA ({solver} solver) found only {res['nconv']} of {d} eigenvectors after "
-                f"{res['n_iter']} restarts ({res['n_matvec']} operator products). Raise max_iter "
-                f"(now {self.max_iter}), loosen tol (now {self.tol:g}) or enlarge ncv (now {ncv}; "
-                f"n_components < ncv <= D = {dim}, larger converges in fewer restarts)."
-            )
-        return self._set_fitted(res, d, lam, zero_rows, solver, dense, dim)
-
-    def _set_fitted(self, res: dict, d: int, lam: float, zero_rows, solver: str, dense: bool, dim: int) -> RecPCA:
-        """Fitted attributes from an eigensolver result (also used by tfllmer_fast.dask)."""
-        # Fitted attributes are set only now: a failed fit leaves the estimator as it was.
-        self.zero_rows_ = zero_rows
-        eig = np.asarray(res["eigenvalues"], dtype=np.float64)
-        n_nonpos = int(np.count_nonzero(eig <= 1e-10 * max(abs(eig).max(), 1e-300)))
-        if n_nonpos:
-            warnings.warn(
-                f"{n_nonpos} of the {d} selected eigenvalues of M are <= 0 (lam = {lam:g}): the graph "
-                "penalty outweighs the variance in those directions, and eigenvalue-0 directions may "
-                "be null directions of X (zero variance, Z ~ 0 there). Use a smaller lam or n_components.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        W = np.asarray(res["eigenvectors"], dtype=np.float64)
-        # Deterministic signs: the largest-magnitude entry of every component is positive.
-        lead = W[np.argmax(np.abs(W), axis=0), np.arange(W.shape[1])]
-        W *= np.where(lead < 0, -1.0, 1.0)
-        self.components_ = W
-        self.eigenvalues_ = eig
-        self.mean_ = np.asarray(res["mean"], dtype=np.float64) if self.center else np.zeros(dim)
-        self.n_iter_ = int(res["n_iter"])
-        self.n_matvec_ = int(res["n_matvec"])
-        self.solver_ = solver
-        self.eigensolver_ = "dense" if (solver == "gram" and dense) else "spectra"
-        self.n_features_in_ = dim
-        return self
+            raise convergence_error(res, solver, d, ncv, n, dim, self.center, self)
+        mean = np.asarray(res["mean"]) if self.center else np.zeros(dim)
+        floor = rounding_floor(prob.sq_norms, prob.t_norm, mean, n, dim, Xa.dtype)
+        return set_fitted(
+            self, res, lam=lam, zero_rows=prob.zero_rows, solver=solver, dense=dense, n=n, dim=dim, floor=floor
+        )
 
     # --------------------------------------------------------------- transform
     def transform(self, X) -> np.ndarray:
         """Project items (training or cold-start): normalise rows, centre, multiply by W.
 
-        Returns an (n, d) array in X's precision. Zero rows (no text) map to ``-mean_ W``,
-        the image of the zero vector, with a warning.
+        Returns an (n, d) array in X's precision (a DataFrame after
+        ``set_output(transform="pandas")``). Zero rows (no text) map to ``-mean_ W``, the
+        image of the zero vector, with a warning.
         """
         return self._transform(X, warn=True)
 
     def _transform(self, X, warn: bool) -> np.ndarray:
         if not hasattr(self, "components_"):
-            raise NotFittedError("this RecPCA instance is not fitted yet; call fit(X, graph) first")
-        Xa = check_float_matrix(X, "X", finite=False)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {Xa.shape[1]} columns but RecPCA was fitted with D = {self.n_features_in_}")
+            raise NotFittedError("this RecPCA instance is not fitted yet; call fit(X, graph=A) first")
+        Xa = _validated(self, X, reset=False)
         norms = checked_row_norms(Xa, "X", self.n_threads)  # also the NaN/Inf check of X
         W = self.components_.astype(Xa.dtype)
         # (r_i x_i - mu) W = r_i (x_i W) - mu W: no normalised copy of X.
@@ -352,7 +298,7 @@ class RecPCA:
             Z *= inverse_norms(row_norms(Z))[:, None].astype(Z.dtype)
         return Z
 
-    def fit_transform(self, X, graph) -> np.ndarray:
-        """``fit(X, graph)`` then ``transform(X)``."""
+    def fit_transform(self, X, y=None, *, graph=None, item_ids=None) -> np.ndarray:
+        """``fit(X, graph=graph, item_ids=item_ids)`` then ``transform(X)``."""
         # fit() has already reported the zero rows of X.
-        return self.fit(X, graph)._transform(X, warn=False)
+        return self.fit(X, y, graph=graph, item_ids=item_ids)._transform(X, warn=False)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .cooccurrence import (
-    CooccurrenceCounter,
+from ._cooccurrence import CooccurrenceCounter
+from .checks import (
     check_index_dtype,
     check_min_count,
     check_optional_positive_int,

@@ -68,7 +68,7 @@ def cmd_reduce(args) -> int:
         normalize=config.normalize_llm is not False,
         n_threads=config.threads,
     )
-    Z = pca.fit_transform(X, graph)
+    Z = pca.fit_transform(X, graph=graph)
     with atomic_open(out) as f:
         np.savez(
             f,

@@ -20,158 +20,23 @@ Then ``min_count`` drops entries whose float32 weight is below it, and ``top_k``
 
 from __future__ import annotations
 
-import math
 import threading
-from collections.abc import Iterable
 
 import numpy as np
 import scipy.sparse as sp
 
 from .. import _core
 from .._validation import check_n_threads
-from ..data.sequences import Sequences
+from .checks import (
+    as_chunk,
+    check_index_dtype,
+    check_min_count,
+    check_n_items,
+    check_optional_positive_int,
+    check_weighting,
+)
 
 __all__ = ["cooccurrence", "CooccurrenceCounter"]
-
-WEIGHTINGS = ("count", "inverse_distance", "binary")
-_INT32_MAX = np.iinfo(np.int32).max
-
-
-# ---------------------------------------------------------------------------------------
-# argument checking
-
-
-def check_optional_positive_int(value, name: str) -> int:
-    """``None`` -> 0 (the kernels' "no limit"); else an int >= 1."""
-    if value is None:
-        return 0
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= 1 or None, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1 (or None), got {value}")
-    return int(value)
-
-
-def _check_weighting(weighting) -> str:
-    if not isinstance(weighting, str):
-        raise TypeError(f"weighting must be a str, got {type(weighting).__name__}")
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    return weighting
-
-
-def check_min_count(min_count) -> float:
-    if isinstance(min_count, (bool, np.bool_)) or not isinstance(min_count, (int, float, np.integer, np.floating)):
-        raise TypeError(f"min_count must be a number, got {type(min_count).__name__}")
-    if math.isnan(min_count) or min_count < 0:
-        raise ValueError(f"min_count must be >= 0, got {min_count}")
-    return float(min_count)
-
-
-def _check_n_items(n_items) -> int:
-    if isinstance(n_items, (bool, np.bool_)) or not isinstance(n_items, (int, np.integer)):
-        raise TypeError(f"n_items must be an int, got {type(n_items).__name__}")
-    if n_items < 0 or n_items > _INT32_MAX:
-        raise ValueError(f"n_items must lie in [0, 2**31 - 1], got {n_items}")
-    return int(n_items)
-
-
-def integer_array(a, name: str) -> np.ndarray:
-    if sp.issparse(a):
-        raise TypeError(f"{name} must be a 1-D integer array, got a sparse matrix")
-    arr = np.asarray(a)
-    if arr.dtype == object or arr.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    return arr
-
-
-def _check_arrays(offsets, items, n_items) -> tuple[np.ndarray, np.ndarray, int]:
-    """(offsets int64, items int32, n_items) from user input, or a clear exception."""
-    offsets = integer_array(offsets, "offsets")
-    items = integer_array(items, "items")
-    if offsets.size < 1:
-        raise ValueError("offsets must have n_users + 1 >= 1 entries (offsets[0] = 0)")
-    if offsets.dtype == np.uint64 and offsets.max() > np.iinfo(np.int64).max:
-        raise ValueError("offsets do not fit in int64")
-    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    if offsets[0] != 0:
-        raise ValueError(f"offsets[0] must be 0, got {offsets[0]}")
-    if offsets.size > 1 and np.any(offsets[1:] < offsets[:-1]):
-        raise ValueError("offsets must be non-decreasing")
-    if offsets[-1] != items.size:
-        raise ValueError(f"offsets[-1] = {offsets[-1]} but len(items) = {items.size}")
-    if items.size:
-        lo, hi = int(items.min()), int(items.max())
-        if lo < 0:
-            raise ValueError(f"item ids must be >= 0 (0-based), found {lo}")
-        if n_items is None:
-            if hi > _INT32_MAX - 1:
-                raise ValueError(f"item ids must be < 2**31 - 1, found {hi}")
-            n_items = hi + 1
-        else:
-            n_items = _check_n_items(n_items)
-            if hi >= n_items:
-                raise ValueError(f"item ids must be < n_items = {n_items}, found {hi} (n_items must be >= max id + 1)")
-    else:
-        if n_items is None:
-            raise ValueError("no items: pass n_items to get an empty n_items x n_items graph")
-        n_items = _check_n_items(n_items)
-    return offsets, np.ascontiguousarray(items, dtype=np.int32), n_items
-
-
-def _from_lists(seqs, n_items) -> Sequences:
-    checked = []
-    for k, s in enumerate(seqs):
-        a = np.asarray(s)
-        if a.size == 0:
-            a = np.zeros(0, np.int64)
-        elif a.dtype == object or a.dtype.kind not in "iu":
-            raise TypeError(f"sequence {k} must hold integer item ids, got dtype {a.dtype}")
-        if a.ndim != 1:
-            raise ValueError(f"sequence {k} must be a flat list of item ids, got shape {a.shape}")
-        if a.size and a.min() < 0:
-            raise ValueError(f"item ids must be >= 0 (0-based), sequence {k} has {a.min()}")
-        checked.append(a)
-    total = sum(a.size for a in checked)
-    if n_items is None and total == 0:
-        raise ValueError("no items: pass n_items to get an empty n_items x n_items graph")
-    if n_items is not None:
-        n_items = _check_n_items(n_items)
-        if total and max(int(a.max()) for a in checked if a.size) >= n_items:
-            raise ValueError(f"item ids must be < n_items = {n_items} (n_items must be >= max id + 1)")
-    return Sequences.from_lists(checked, n_items=n_items)
-
-
-def _as_chunk(offsets, items, n_items) -> tuple[np.ndarray, np.ndarray, int]:
-    """Normalise the accepted input forms to (offsets int64, items int32, n_items)."""
-    if isinstance(offsets, Sequences):
-        if items is not None:
-            raise TypeError("pass either a Sequences or (offsets, items), not both")
-        seqs = offsets
-        if n_items is None:
-            n_items = seqs.n_items
-        else:
-            n_items = _check_n_items(n_items)
-            if n_items < seqs.n_items:
-                raise ValueError(f"n_items = {n_items} is smaller than the Sequences' n_items = {seqs.n_items}")
-        return _check_arrays(seqs.offsets, seqs.items, n_items)
-    if items is None:
-        if isinstance(offsets, np.ndarray) or sp.issparse(offsets):
-            raise TypeError("items is required with an offsets array; or pass a Sequences or a list of per-user lists")
-        if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Iterable):
-            raise TypeError(f"expected a Sequences, a list of lists or (offsets, items), got {type(offsets).__name__}")
-        seqs = _from_lists(list(offsets), n_items)
-        return seqs.offsets, seqs.items, seqs.n_items
-    return _check_arrays(offsets, items, n_items)
-
-
-def check_index_dtype(index_dtype) -> np.dtype:
-    dt = np.dtype(index_dtype)
-    if dt not in (np.dtype(np.int32), np.dtype(np.int64)):
-        raise ValueError(f"index_dtype must be int32 or int64, got {dt}")
-    return dt
 
 
 def _to_csr(parts, n_items: int, index_dtype: np.dtype) -> sp.csr_array:
@@ -250,11 +115,11 @@ def cooccurrence(
            [2., 0., 1.],
            [1., 1., 0.]], dtype=float32)
     """
-    offsets, items, n_items = _as_chunk(offsets, items, n_items)
+    offsets, items, n_items = as_chunk(offsets, items, n_items)
     window = check_optional_positive_int(window, "window")
     max_history = check_optional_positive_int(max_history, "max_history")
     top_k = check_optional_positive_int(top_k, "top_k")
-    weighting = _check_weighting(weighting)
+    weighting = check_weighting(weighting)
     min_count = check_min_count(min_count)
     n_threads = check_n_threads(n_threads)
     index_dtype = check_index_dtype(index_dtype)
@@ -300,10 +165,10 @@ class CooccurrenceCounter:
         max_history: int | None = None,
         n_threads: int | None = None,
     ):
-        self.n_items = _check_n_items(n_items)
+        self.n_items = check_n_items(n_items)
         self.window = None if window is None else check_optional_positive_int(window, "window")
         self.max_history = None if max_history is None else check_optional_positive_int(max_history, "max_history")
-        self.weighting = _check_weighting(weighting)
+        self.weighting = check_weighting(weighting)
         self.n_threads = check_n_threads(n_threads)
         self._core = _core.CooccurrenceCounter(
             self.n_items, self.window or 0, self.max_history or 0, self.weighting, self.n_threads
@@ -316,7 +181,7 @@ class CooccurrenceCounter:
         Item ids must be < ``n_items``. Returns ``self``. A chunk interrupted by Ctrl-C
         leaves the counter as it was before the call.
         """
-        offsets, items, _ = _as_chunk(offsets, items, self.n_items)
+        offsets, items, _ = as_chunk(offsets, items, self.n_items)
         with self._lock:
             self._core.update(offsets, items)
         return self
@@ -329,6 +194,15 @@ class CooccurrenceCounter:
         with self._lock:
             parts = self._core.result(min_count, top_k, index_dtype == np.int64)
         return _to_csr(parts, self.n_items, index_dtype)
+
+    def take_sums(self) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, int]:
+        """Moves the exact accumulated sums out, leaving the counter with no pairs:
+        ``(n_users_seen, n_interactions_seen, indptr, cols, vals, words)`` of the upper
+        triangle (what :class:`~tfllmer_fast.graph.partial.CoocPartial` holds)."""
+        with self._lock:
+            users, seen = self.n_users_seen, self.n_interactions_seen
+            indptr, cols, vals, words = self._core.take_sums()
+        return users, seen, indptr, cols, vals, words
 
     @property
     def n_interactions_seen(self) -> int:

@@ -4,118 +4,26 @@ tree, solved on the client (see the package docstring)."""
 from __future__ import annotations
 
 import math
+from concurrent.futures import CancelledError
 
 import numpy as np
-import scipy.sparse as sp
 
-from .._validation import check_n_threads
-from ..graph.partial import (
-    RowBlock,
+from .._validation import check_int, check_n_threads
+from ..graph.partial import RowBlock
+from ._cluster import get_client, run_resending, worker_memory_limit
+from ._cooccurrence import GraphBlocks
+from ._recpca_tasks import (
+    block_facts,
+    concat_rows,
+    gram_task,
+    graph_times_task,
+    read_memmap_rows,
+    sum_task,
+    take_rows,
 )
-from ._cluster import (
-    _get_client,
-    _worker_memory_limit,
-)
-from .cooccurrence import GraphBlocks
 
 
-def _block_facts(Xb: np.ndarray, block: RowBlock, lo: int, n_threads: int):
-    import tfllmer_fast._core as core
-
-    Xb = np.ascontiguousarray(Xb)
-    norms = core.row_norms(Xb, n_threads)
-    rows = sp.csr_array((block.data, block.indices, block.indptr), shape=(block.indptr.size - 1, block.n_items))
-    deg_full = np.asarray(rows.sum(axis=1, dtype=np.float64)).ravel()  # as laplacian.degrees sums them
-    cols = np.unique(block.indices)
-    hi = lo + Xb.shape[0]
-    needed = cols[(cols < lo) | (cols >= hi)].astype(np.int64)
-    return norms, deg_full, needed
-
-
-def _graph_times_task(block: RowBlock, v: np.ndarray) -> np.ndarray:
-    G = sp.csr_array(
-        (block.data.astype(np.float64), block.indices, block.indptr),
-        shape=(block.indptr.size - 1, block.n_items),
-    )
-    return G @ v
-
-
-def _take_rows(Xb: np.ndarray, local: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(Xb)[local])
-
-
-def _concat_rows(*parts):
-    return np.concatenate(parts, axis=0) if parts else None
-
-
-def _gram_task(
-    Xb,
-    block: RowBlock,
-    lo: int,
-    vec,
-    lam: float,
-    ids_list: list,
-    rows_list: list,
-    hub_ids,
-    hub_rows,
-    n_threads: int,
-):
-    """(X_b^T (T' X)_b, X_b^T wa_b, X_b^T wm_b) in float64 for rows [lo, lo + len(X_b))."""
-    import tfllmer_fast._core as core
-
-    t, s, wa, wm = vec
-    Xb = np.ascontiguousarray(Xb)
-    rows = Xb.shape[0]
-    ids = [np.asarray(i, dtype=np.int64) for i in ids_list] + [np.asarray(hub_ids, dtype=np.int64)]
-    mats = [np.asarray(r) for r in rows_list] + [np.asarray(hub_rows)]
-    ids_all = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-    order = np.argsort(ids_all, kind="stable")
-    ext_ids = ids_all[order]
-    X_other = (
-        np.concatenate(mats, axis=0)[order].astype(Xb.dtype, copy=False)
-        if ids_all.size
-        else np.zeros((0, Xb.shape[1]), Xb.dtype)
-    )
-    X_ext = np.ascontiguousarray(np.concatenate([Xb, X_other], axis=0))
-    cols = block.indices.astype(np.int64)
-    inside = (cols >= lo) & (cols < lo + rows)
-    local = np.where(inside, cols - lo, rows + np.searchsorted(ext_ids, cols))
-    if np.any(~inside) and not np.array_equal(
-        ext_ids[np.clip(local[~inside] - rows, 0, max(ext_ids.size - 1, 0))], cols[~inside]
-    ):
-        raise RuntimeError("Rec-PCA exchange plan is missing neighbour rows")
-    n_ext = X_ext.shape[0]
-    indptr = np.concatenate([block.indptr, np.full(n_ext - rows, block.indptr[-1], np.int64)])
-    t_ext = np.concatenate([t[lo : lo + rows], np.zeros(n_ext - rows)])
-    s_ext = np.concatenate([s[lo : lo + rows], s[ext_ids]])
-    Y = core.shifted_graph_matmat(X_ext, indptr, local.astype(np.int32), block.data, t_ext, s_ext, lam, n_threads)
-    X64 = Xb.astype(np.float64, copy=False)
-    G = X64.T @ Y[:rows].astype(np.float64, copy=False)
-    a = X64.T @ wa[lo : lo + rows] if wa is not None else None
-    mu = X64.T @ wm[lo : lo + rows] if wm is not None else None
-    return G, a, mu
-
-
-def _sum_task(*parts):
-    """Left-to-right float64 sum of (G, a, mu) triples: a fixed order, hence fixed bits."""
-    G, a, mu = parts[0]
-    G = G.copy()
-    a = None if a is None else a.copy()
-    mu = None if mu is None else mu.copy()
-    for g2, a2, m2 in parts[1:]:
-        G += g2
-        if a is not None:
-            a += a2
-            mu += m2
-    return G, a, mu
-
-
-def _read_memmap_rows(filename: str, dtype: str, shape: tuple, offset: int, lo: int, hi: int) -> np.ndarray:
-    mm = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=tuple(shape))
-    return np.array(mm[lo:hi])
-
-
-def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
+def _x_blocks(X, bounds: list[int] | None, client, n_workers: int, scatter):
     """(futures of row blocks of X, bounds, n, D, dtype)."""
     import dask.array as da
 
@@ -137,7 +45,7 @@ def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
             base = base.base
         offset = X.offset + (X.__array_interface__["data"][0] - base.__array_interface__["data"][0])
         futures = [
-            client.submit(_read_memmap_rows, X.filename, X.dtype.str, X.shape, offset, lo, hi, pure=False)
+            client.submit(read_memmap_rows, X.filename, X.dtype.str, X.shape, offset, lo, hi, pure=False)
             for lo, hi in zip(bounds[:-1], bounds[1:])
         ]
         return futures, bounds, n, D, X.dtype
@@ -147,7 +55,7 @@ def _x_blocks(X, bounds: list[int] | None, client, n_workers: int):
     n, D = arr.shape
     if bounds is None:
         bounds = [int(x) for x in np.linspace(0, n, 2 * n_workers + 1).round()]
-    futures = [client.scatter(np.ascontiguousarray(arr[lo:hi]), hash=False) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    futures = [scatter(np.ascontiguousarray(arr[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return futures, bounds, n, D, arr.dtype
 
 
@@ -163,40 +71,79 @@ def recpca_gram(
     hub_fraction: float = 0.5,
     split_every: int = 4,
     client=None,
+    _fault=None,
 ) -> dict:
     """The centred D x D matrix M of Rec-PCA computed across the workers.
 
-    Returns a dict with ``M`` (float64, symmetric), ``mean`` (mu), ``zero_rows`` and the
-    exchange plan's sizes (``n_hubs``, ``rows_sent``). See :func:`recpca_fit`.
+    Returns a dict with ``M`` (float64, symmetric), ``mean`` (mu), ``zero_rows``, the
+    exchange plan's sizes (``n_hubs``, ``rows_sent``), ``bounds`` and what bounds M's
+    rounding (``sq_norms``, ``t_norm``, see :class:`~tfllmer_fast.graph.recpca_problem.GramProblem`).
+    An in-memory X or csr graph is scattered; if a worker dies with some of it, it is sent
+    again and the computation starts over (a RuntimeWarning says so). See :func:`recpca_fit`.
     """
-    from ..graph.laplacian import check_graph, check_kind, inv_sqrt_degrees
-    from ..graph.normalization import inverse_norms, warn_zero_rows
+    from ..graph.operators import check_graph, check_kind
+    from ..graph.recpca_problem import check_lam
 
-    client = _get_client(client)
+    client = get_client(client)
     check_kind(laplacian)
-    if (
-        isinstance(lam, bool)
-        or not isinstance(lam, (int, float, np.integer, np.floating))
-        or not np.isfinite(lam)
-        or lam < 0
-    ):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-    lam = float(lam)
+    lam = check_lam(lam)
     n_threads = check_n_threads(n_threads)
+    split_every = check_int(split_every, "split_every", minimum=2)
     if not 0 < hub_fraction <= 1:
         raise ValueError(f"hub_fraction must lie in (0, 1], got {hub_fraction!r}")
-    _, n_workers = _worker_memory_limit(client, None)
+    _, n_workers = worker_memory_limit(client, None)
+
+    if isinstance(graph, GraphBlocks):
+        G = None
+    else:
+        G = check_graph(graph, None, name="graph", n_threads=n_threads)
+
+    def job(scatter):
+        return _gram_job(
+            scatter,
+            client,
+            X,
+            graph if G is None else G,
+            lam,
+            laplacian,
+            normalize,
+            center,
+            n_threads,
+            hub_fraction,
+            split_every,
+            n_workers,
+            _fault,
+        )
+
+    try:
+        return run_resending(client, job, "computing Rec-PCA's M")
+    except CancelledError:
+        if G is None and any(f.status in ("cancelled", "lost") for f in graph.blocks):
+            raise RuntimeError(
+                "the graph's row blocks were lost with a worker (blocks counted from in-memory shards cannot be "
+                "recomputed): pass the graph gathered with to_csr(), or count it from shard files"
+            ) from None
+        raise
+
+
+def _gram_job(
+    scatter, client, X, graph, lam, laplacian, normalize, center, n_threads, hub_fraction, split_every, n_workers, fault
+) -> dict:
+    """M across the workers for checked arguments (see :func:`recpca_gram`)."""
+    from ..graph.normalization import inverse_norms, warn_zero_rows
+    from ..graph.operators import inv_sqrt_degrees
+    from ..graph.recpca_problem import operator_norm_bound
 
     if isinstance(graph, GraphBlocks):
         bounds = list(graph.bounds)
         gblocks = graph.blocks
         n_graph = graph.n_items
     else:
-        G = check_graph(graph, None, name="graph", n_threads=n_threads)
+        G = graph
         n_graph = G.shape[0]
         bounds = None
         gblocks = None
-    xfut, bounds, n, D, dtype = _x_blocks(X, bounds, client, n_workers)
+    xfut, bounds, n, D, dtype = _x_blocks(X, bounds, client, n_workers, scatter)
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"X must be float32 or float64, got {dtype}")
     if n_graph != n:
@@ -207,11 +154,11 @@ def recpca_gram(
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             a, b = int(indptr[lo]), int(indptr[hi])
             rb = RowBlock(lo, n, indptr[lo : hi + 1] - a, G.indices[a:b].astype(np.int32), G.data[a:b])
-            gblocks.append(client.scatter(rb, hash=False))
+            gblocks.append(scatter(rb))
     nb = len(bounds) - 1
 
     facts = [
-        client.submit(_block_facts, x, g, lo, n_threads, pure=False) for x, g, lo in zip(xfut, gblocks, bounds[:-1])
+        client.submit(block_facts, x, g, lo, n_threads, pure=False) for x, g, lo in zip(xfut, gblocks, bounds[:-1])
     ]
     facts = client.gather(facts)
     norms = np.concatenate([f[0] for f in facts])
@@ -233,8 +180,8 @@ def recpca_gram(
         zero_rows = np.zeros(0, np.int64)
     t, s = t0 * r * r, s0 * r
     if center:
-        s0_f = client.scatter(s0, broadcast=True, hash=False)
-        Gs = np.concatenate(client.gather([client.submit(_graph_times_task, g, s0_f, pure=False) for g in gblocks]))
+        s0_f = scatter(s0, broadcast=True)
+        Gs = np.concatenate(client.gather([client.submit(graph_times_task, g, s0_f, pure=False) for g in gblocks]))
         u = t0 + lam * s0 * Gs
         wa, wm, c = r * u, r / n, float(u.sum())
     else:
@@ -251,17 +198,13 @@ def recpca_gram(
         lo, hi = bounds[c_], bounds[c_ + 1]
         ids = hubs[(hubs >= lo) & (hubs < hi)]
         if ids.size:
-            hub_parts.append(client.submit(_take_rows, xfut[c_], ids - lo, pure=False))
+            hub_parts.append(client.submit(take_rows, xfut[c_], ids - lo, pure=False))
             hub_ids.append(ids)
-    hub_rows = (
-        client.submit(_concat_rows, *hub_parts, pure=False)
-        if hub_parts
-        else client.scatter(np.zeros((0, D), dtype), hash=False)
-    )
+    hub_rows = client.submit(concat_rows, *hub_parts, pure=False) if hub_parts else scatter(np.zeros((0, D), dtype))
     hub_ids = np.concatenate(hub_ids) if hub_ids else np.zeros(0, np.int64)
     if nb > 1 and hub_parts:
         client.replicate([hub_rows])
-    vec = client.scatter((t, s, wa, wm), broadcast=True, hash=False)
+    vec = scatter((t, s, wa, wm), broadcast=True)
     is_hub = np.zeros(n, bool)
     is_hub[hubs] = True
     grams, rows_sent = [], 0
@@ -276,11 +219,11 @@ def recpca_gram(
             ids = own[(own >= clo) & (own < chi)]
             if ids.size:
                 ids_list.append(ids)
-                rows_list.append(client.submit(_take_rows, xfut[c_], ids - clo, pure=False))
+                rows_list.append(client.submit(take_rows, xfut[c_], ids - clo, pure=False))
                 rows_sent += ids.size
         grams.append(
             client.submit(
-                _gram_task,
+                gram_task,
                 xfut[b],
                 gblocks[b],
                 lo,
@@ -291,13 +234,14 @@ def recpca_gram(
                 hub_ids,
                 hub_rows,
                 n_threads,
+                fault,
                 pure=False,
             )
         )
     level = grams
     while len(level) > 1:
         level = [
-            client.submit(_sum_task, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)
+            client.submit(sum_task, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)
         ]
     Gm, a, mu = level[0].result()
     if center:
@@ -313,6 +257,9 @@ def recpca_gram(
         "n_hubs": int(hubs.size),
         "rows_sent": int(rows_sent),
         "bounds": bounds,
+        "sq_norms": float(np.sum((norms * r) ** 2)),
+        "t_norm": operator_norm_bound(laplacian, lam, float(deg.max(initial=0.0))),
+        "dtype": np.dtype(dtype),
     }
 
 
@@ -334,6 +281,7 @@ def recpca_fit(
     hub_fraction: float = 0.5,
     split_every: int = 4,
     client=None,
+    _fault=None,
 ):
     """Fit :class:`tfllmer_fast.RecPCA` with the Gram pass spread over the workers.
 
@@ -346,7 +294,15 @@ def recpca_fit(
     """
     import tfllmer_fast._core as core
 
-    from ..graph.recpca import RecPCA, RecPCAConvergenceError, default_ncv, use_dense_eig
+    from ..graph.recpca import RecPCA
+    from ..graph.recpca_problem import (
+        check_params,
+        convergence_error,
+        rank_deficient,
+        rounding_floor,
+        set_fitted,
+        use_dense_eig,
+    )
 
     est = RecPCA(
         n_components,
@@ -365,7 +321,8 @@ def recpca_fit(
     shape = X.shape
     if len(shape) != 2:
         raise ValueError(f"X must be 2-D, got shape {shape}")
-    d, lam_f, ncv_v = est._check_params(int(shape[0]), int(shape[1]))
+    n, D = int(shape[0]), int(shape[1])
+    d, lam_f, ncv_v = check_params(est, n, D)
     res_m = recpca_gram(
         X,
         graph,
@@ -377,17 +334,17 @@ def recpca_fit(
         hub_fraction=hub_fraction,
         split_every=split_every,
         client=client,
+        _fault=_fault,
     )
-    D = int(shape[1])
-    dense = use_dense_eig(d, D, ncv_v if ncv is not None else default_ncv(d, D))
+    dense = use_dense_eig(d, D, ncv_v, rank_deficient(n, D, center))
     init = None if random_state is None else np.random.default_rng(random_state).standard_normal(D)
     res = core.recpca_eig(
         res_m["M"], d, ncv_v, int(max_iter), float(tol), init, bool(dense), check_n_threads(n_threads)
     )
     if not res["converged"]:
-        raise RecPCAConvergenceError(
-            f"RecPCA found only {res['nconv']} of {d} eigenvectors after {res['n_iter']} restarts: raise max_iter, "
-            "loosen tol or enlarge ncv"
-        )
+        raise convergence_error(res, "gram", d, ncv_v, n, D, center, est)
     res["mean"] = res_m["mean"]
-    return est._set_fitted(res, d, lam_f, res_m["zero_rows"], "gram", dense, D)
+    floor = rounding_floor(res_m["sq_norms"], res_m["t_norm"], res_m["mean"], n, D, res_m["dtype"])
+    return set_fitted(
+        est, res, lam=lam_f, zero_rows=res_m["zero_rows"], solver="gram", dense=dense, n=n, dim=D, floor=floor
+    )

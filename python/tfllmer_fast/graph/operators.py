@@ -1,4 +1,5 @@
-"""Graph Laplacians of the item co-occurrence graph, and the checks every graph goes through.
+"""The matrices of the item co-occurrence graph: the checks every graph goes through, its
+degrees, its Laplacians and the shifted operator ``I - lam L`` of Rec-PCA.
 
 Definitions (DESIGN section 2), with ``A`` symmetric, non-negative, self-loops ignored and
 ``deg = A.sum(axis=1)``:

@@ -7,6 +7,7 @@ import operator
 import os
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import CancelledError
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,13 @@ import distributed
 import numpy as np
 import scipy.sparse as sp
 
-from .._validation import check_n_threads
-from ..graph.cooccurrence import (
-    _check_n_items,
-    _check_weighting,
+from .._validation import check_int, check_n_threads
+from ..graph.checks import (
     check_index_dtype,
     check_min_count,
+    check_n_items,
     check_optional_positive_int,
+    check_weighting,
     integer_array,
 )
 from ..graph.partial import (
@@ -31,26 +32,27 @@ from ..graph.partial import (
 from ._cluster import (
     FINISHED_BYTES_PER_ENTRY,
     REDUCES,
-    _get_client,
-    _gib,
-    _worker_memory_limit,
+    get_client,
+    gib,
     memory_budget,
+    run_resending,
+    worker_memory_limit,
 )
 from ._plan import GraphEstimate, plan_row_blocks
 from ._tasks import (
-    _concat_stats,
-    _count_split_task,
-    _count_task,
-    _disjoint_union,
-    _filter_task,
-    _finish_block_task,
-    _finish_whole_task,
-    _labelled,
-    _merge_task,
-    _split_task,
-    _stats_task,
-    _summary_task,
-    _users_task,
+    concat_stats,
+    count_split_task,
+    count_task,
+    disjoint_union,
+    filter_task,
+    finish_block_task,
+    finish_whole_task,
+    labelled,
+    merge_task,
+    split_task,
+    stats_task,
+    summary_task,
+    users_task,
 )
 
 
@@ -70,16 +72,18 @@ class GraphBlocks:
 
     def to_csr(self, index_dtype=np.int64) -> sp.csr_array:
         """Gathers the blocks to the client as one csr_array."""
-        client = _get_client(self.client)
+        client = get_client(self.client)
         return assemble_blocks(client.gather(self.blocks), self.n_items, index_dtype=check_index_dtype(index_dtype))
 
     def nnz(self) -> int:
-        client = _get_client(self.client)
+        client = get_client(self.client)
         return int(sum(client.gather(client.map(operator.attrgetter("nnz"), self.blocks, pure=False))))
 
 
 def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
-    """(sources: futures or paths, labels, whether user ids exist) of the accepted inputs."""
+    """(sources, labels, whether user ids exist) of the accepted inputs. Sources are futures,
+    paths, or checked ``(offsets, items)`` tuples still in the client's memory (the job
+    scatters those, and scatters them again if a worker loses them)."""
     if hasattr(shards, "to_delayed") and hasattr(shards, "npartitions"):
         parts = shards.to_delayed()
         futures = client.compute(list(parts))
@@ -103,7 +107,7 @@ def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
         elif isinstance(s, (tuple, list)) and len(s) == 2:
             offsets = integer_array(s[0], f"shard {k}: offsets")
             items = integer_array(s[1], f"shard {k}: items")
-            sources.append(client.scatter([(offsets, items)], hash=False)[0])
+            sources.append((offsets, items))
             labels.append(f"shard {k}")
         else:
             raise TypeError(f"shard {k}: expected (offsets, items), a path or a Future, got {type(s).__name__}")
@@ -111,13 +115,13 @@ def _normalise_shards(shards, client) -> tuple[list, list[str], bool]:
 
 
 def _tree(client, futures: list, split_every: int, **kwargs):
-    """Fixed-order tree of _merge_task over futures (consecutive groups). Merges outrank the
+    """Fixed-order tree of merge_task over futures (consecutive groups). Merges outrank the
     counts (priority 1 over 0): a group's partials are merged as soon as they are all counted,
     so the cluster holds about one tree front, not every shard's partial."""
     level = list(futures)
     while len(level) > 1:
         level = [
-            client.submit(_merge_task, *level[i : i + split_every], pure=False, priority=1, **kwargs)
+            client.submit(merge_task, *level[i : i + split_every], pure=False, priority=1, **kwargs)
             for i in range(0, len(level), split_every)
         ]
     return level[0]
@@ -167,9 +171,11 @@ def cooccurrence(
         ``<name>.items.npy``) or ``.parquet`` (columns user, item[, time]), as in
         :func:`tfllmer_fast.graph.shards.iter_shard`; the workers must see the files. A
         dask DataFrame has columns user, item and optionally time, and is partitioned by
-        user. In-memory pairs are scattered to the workers (a worker that dies takes its
-        scattered shards with it: files, or a DataFrame Dask can recompute, survive worker
-        loss). Each user lies in one shard.
+        user. In-memory pairs are scattered to the workers; when a worker dies with some of
+        them, they are sent again and the job starts over (a RuntimeWarning says so; Dask
+        recomputes what it lost of files and DataFrames in place instead). Futures of
+        scattered data passed in cannot be sent again: their loss is an error. Each user
+        lies in one shard.
     n_items : int
         Size of the graph; every item id must be < n_items.
     window, weighting, max_history, min_count, top_k
@@ -213,12 +219,12 @@ def cooccurrence(
         When the plan (or the workers, by dying) shows that a block does not fit a worker;
         the message gives the ``n_row_blocks`` to use.
     """
-    n_items = _check_n_items(n_items)
+    n_items = check_n_items(n_items)
     key = CoocOptionsKey(
         n_items,
         check_optional_positive_int(window, "window") or None,
         check_optional_positive_int(max_history, "max_history") or None,
-        _check_weighting(weighting),
+        check_weighting(weighting),
     )
     min_count = check_min_count(min_count)
     top_k = check_optional_positive_int(top_k, "top_k") or None
@@ -230,22 +236,86 @@ def cooccurrence(
         if reduce == "tree":
             raise ValueError("n_row_blocks goes with reduce='shuffle' (or 'auto'), not 'tree'")
     n_threads = check_n_threads(n_threads)
-    if isinstance(split_every, bool) or not isinstance(split_every, (int, np.integer)) or split_every < 2:
-        raise ValueError(f"split_every must be an int >= 2, got {split_every!r}")
-    client = _get_client(client)
-    limit, n_workers = _worker_memory_limit(client, memory_limit)
+    split_every = check_int(split_every, "split_every", minimum=2)
+    client = get_client(client)
+    limit, n_workers = worker_memory_limit(client, memory_limit)
     budget = memory_budget() * limit
 
-    sources, labels, has_users = _normalise_shards(shards, client)
+    inputs, labels, has_users = _normalise_shards(shards, client)
+    opts = _Options(
+        key,
+        min_count,
+        top_k,
+        reduce,
+        n_row_blocks,
+        n_threads,
+        return_blocks,
+        index_dtype,
+        split_every,
+        max_interactions,
+        check_users,
+        limit,
+        n_workers,
+        budget,
+        _fault,
+    )
+
+    def job(scatter):
+        # In-memory shards are scattered here, so a rerun after a worker's loss sends them again.
+        sources = [scatter([s])[0] if isinstance(s, tuple) else s for s in inputs]
+        return _count_and_reduce(client, sources, labels, has_users, opts)
+
+    try:
+        return run_resending(client, job, "counting the co-occurrence graph")
+    except CancelledError:
+        lost = [
+            labels[k]
+            for k, s in enumerate(inputs)
+            if isinstance(s, distributed.Future) and s.status in ("cancelled", "lost")
+        ]
+        if not lost:
+            raise
+        raise RuntimeError(
+            f"{lost[0]}: the Future passed in was lost with its worker (Dask cannot recompute scattered data); "
+            "pass the (offsets, items) arrays, which are sent again after a worker's loss, or shard files"
+        ) from None
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The checked arguments of :func:`cooccurrence` that the job reads."""
+
+    key: CoocOptionsKey
+    min_count: float
+    top_k: int | None
+    reduce: str
+    n_row_blocks: int | None
+    n_threads: int
+    return_blocks: bool
+    index_dtype: np.dtype
+    split_every: int
+    max_interactions: int
+    check_users: bool
+    limit: int
+    n_workers: int
+    budget: float
+    fault: object
+
+
+def _count_and_reduce(client, sources: list, labels: list[str], has_users: bool, o: _Options):
+    """Counts the shards and reduces the partials (see :func:`cooccurrence`)."""
+    key, n_items, min_count, top_k, n_threads = o.key, o.key.n_items, o.min_count, o.top_k, o.n_threads
+    reduce, n_row_blocks, split_every, max_interactions = o.reduce, o.n_row_blocks, o.split_every, o.max_interactions
+    limit, n_workers, budget, index_dtype, _fault = o.limit, o.n_workers, o.budget, o.index_dtype, o.fault
     futures_alive = []
     try:
-        if check_users and has_users:
-            users = [client.submit(_users_task, s, lab, pure=False) for s, lab in zip(sources, labels)]
-            pairs = [client.submit(_labelled, u, lab, pure=False) for u, lab in zip(users, labels)]
+        if o.check_users and has_users:
+            users = [client.submit(users_task, s, lab, pure=False) for s, lab in zip(sources, labels)]
+            pairs = [client.submit(labelled, u, lab, pure=False) for u, lab in zip(users, labels)]
             level = pairs
             while len(level) > 1:
                 level = [
-                    client.submit(_disjoint_union, *level[i : i + split_every], pure=False)
+                    client.submit(disjoint_union, *level[i : i + split_every], pure=False)
                     for i in range(0, len(level), split_every)
                 ]
             _wait_or_raise(client, level, "checking user ids", "")
@@ -271,12 +341,12 @@ def cooccurrence(
                 key=f"tfllmer-count-{uuid.uuid4().hex[:12]}-{k}",
             )
 
-        singles = [count(k, _count_task) for k in range(n_sample)]
+        singles = [count(k, count_task) for k in range(n_sample)]
         futures_alive += singles
         sample = _tree(client, singles, split_every, n_threads=n_threads)
         futures_alive.append(sample)
         bucket = max(1, -(-n_items // 65536))
-        summaries = [client.submit(_summary_task, p, bucket, pure=False) for p in [*singles, sample]]
+        summaries = [client.submit(summary_task, p, bucket, pure=False) for p in [*singles, sample]]
         _wait_or_raise(client, summaries, "counting the shards", "split the input into more, smaller shards")
         del singles
         *singles_hist, merged_hist = (s["hist"] for s in client.gather(summaries))
@@ -299,24 +369,22 @@ def cooccurrence(
 
         # Estimates overstate rather than understate, so an explicit choice is refused only
         # beyond twice the budget; between the two it may run, with spilling.
-        where = (
-            f"estimated from the first {n_sample} shards; a task may take {_gib(budget)} of a worker's {_gib(limit)}"
-        )
+        where = f"estimated from the first {n_sample} shards; a task may take {gib(budget)} of a worker's {gib(limit)}"
         if reduce == "auto":
             reduce = "tree" if (n_row_blocks is None and tree_peak <= budget) else "shuffle"
         if reduce == "tree":
             if tree_peak > 2 * budget:
                 raise MemoryError(
-                    f"the unpruned graph needs about {_gib(tree_peak)} on one worker ({where}): use "
+                    f"the unpruned graph needs about {gib(tree_peak)} on one worker ({where}): use "
                     f"reduce='shuffle' with n_row_blocks >= {suggested_blocks()}"
                 )
-            partials = [sample] + [count(k, _count_task) for k in range(n_sample, len(sources))]
+            partials = [sample] + [count(k, count_task) for k in range(n_sample, len(sources))]
             futures_alive += partials
             root = _tree(client, partials, split_every, n_threads=n_threads)
             del partials, sample
-            out = client.submit(_finish_whole_task, root, min_count, top_k, n_threads, pure=False)
+            out = client.submit(finish_whole_task, root, min_count, top_k, n_threads, pure=False)
             _wait_or_raise(client, [out], "finishing the graph", "use reduce='shuffle'")
-            if return_blocks:
+            if o.return_blocks:
                 return GraphBlocks([out], [0, n_items], n_items, client)
             return out.result().to_csr(index_dtype)
 
@@ -327,11 +395,11 @@ def cooccurrence(
         peak = block_peak(bounds)
         if peak > 2 * budget:
             raise MemoryError(
-                f"with n_row_blocks={n_row_blocks} the largest row block needs about {_gib(peak)} ({where}): "
+                f"with n_row_blocks={n_row_blocks} the largest row block needs about {gib(peak)} ({where}): "
                 f"use n_row_blocks >= {suggested_blocks()} (or workers with more memory)"
             )
-        splits = [client.submit(_split_task, sample, bounds, pure=False, priority=1)]
-        splits += [count(k, _count_split_task, bounds) for k in range(n_sample, len(sources))]
+        splits = [client.submit(split_task, sample, bounds, pure=False, priority=1)]
+        splits += [count(k, count_split_task, bounds) for k in range(n_sample, len(sources))]
         futures_alive += splits
         del sample
         nb = len(bounds) - 1
@@ -343,17 +411,17 @@ def cooccurrence(
             _tree(client, pieces[b], split_every, n_threads=n_threads, fault=_fault, stage="shuffle") for b in range(nb)
         ]
         del pieces
-        blocks = [client.submit(_finish_block_task, s, min_count, n_threads, pure=False) for s in sums]
+        blocks = [client.submit(finish_block_task, s, min_count, n_threads, pure=False) for s in sums]
         del sums
         futures_alive = blocks
         _wait_or_raise(client, blocks, "merging row blocks", hint)
         if top_k:
-            stats = [client.submit(_stats_task, b, top_k, pure=False) for b in blocks]
-            all_stats = client.submit(_concat_stats, *stats, pure=False)
-            blocks = [client.submit(_filter_task, b, all_stats, pure=False) for b in blocks]
+            stats = [client.submit(stats_task, b, top_k, pure=False) for b in blocks]
+            all_stats = client.submit(concat_stats, *stats, pure=False)
+            blocks = [client.submit(filter_task, b, all_stats, pure=False) for b in blocks]
             futures_alive = blocks
             _wait_or_raise(client, blocks, "applying top_k", hint)
-        if return_blocks:
+        if o.return_blocks:
             return GraphBlocks(blocks, bounds, n_items, client)
         return assemble_blocks(client.gather(blocks), n_items, index_dtype=index_dtype)
     except BaseException:
