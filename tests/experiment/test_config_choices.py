@@ -41,7 +41,7 @@ def test_config_resolves_the_per_model_defaults_from_one_table(model):
 
 
 def test_options_reject_bad_values_with_the_field_named():
-    with pytest.raises(ValueError, match="hidden must be an integer >= 1"):
+    with pytest.raises(ValueError, match="hidden must be >= 1"):
         ModelOptions(hidden=0)
     with pytest.raises(ValueError, match="loss must be one of"):
         TrainOptions(loss="hinge")

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
+from .._validation import check_int
+
 __all__ = ["HessianSpectrum", "hessian_spectrum"]
 
 METHODS = ("lanczos", "dense")
@@ -224,8 +226,7 @@ def hessian_spectrum(
         raise TypeError(f"H must be a torch.Tensor, got {type(H).__name__}")
     if H.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"H must be float32 or float64, got {H.dtype}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    check_int(k, "k", minimum=1)
     dim = H.numel()
     if dim < 2:
         raise ValueError("H must have at least 2 elements")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from .._validation import check_int
+
 #: Backbones (see :mod:`.models`).
 MODELS = ("sasrec", "gru4rec", "bert4rec")
 #: Transformer position ids: from each row's oldest item (RecBole) or from its end.
@@ -48,8 +50,7 @@ def _choice(name: str, value, options) -> None:
 
 
 def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    check_int(value, name, minimum=1)
 
 
 def _fraction(name: str, value) -> None:
@@ -222,8 +223,7 @@ class TrainOptions(_Options):
         for name in ("threads", "n_negatives"):
             if getattr(self, name) is not None:
                 _positive_int(name, getattr(self, name))
-        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {self.patience!r}")
+        check_int(self.patience, "patience", minimum=0)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not self.weight_decay >= 0:

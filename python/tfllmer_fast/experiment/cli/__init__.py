@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         hint = f" (run again with --output {out} to resume)" if out is not None else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, OSError, ImportError, ArithmeticError) as e:
+    except (UsageError, ValueError, TypeError, OSError, ImportError, ArithmeticError) as e:
         if getattr(args, "debug", False):
             raise
         print(f"tfllmer-fast {args.command}: error: {_fix_for(e)}", file=sys.stderr)
