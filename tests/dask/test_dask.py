@@ -23,9 +23,9 @@ from tfllmer_fast.graph.operators import check_graph, csr_parts  # noqa: E402
 from tfllmer_fast.graph.partial import CoocPartial  # noqa: E402
 from tfllmer_fast.graph.recpca_problem import gram_problem  # noqa: E402
 
-
 #: How long a killed worker's replacement may take to start (slow on a loaded 2-core machine).
 RESTART_S = 240
+
 
 @pytest.fixture(scope="module")
 def client():

@@ -383,9 +383,7 @@ def test_files_that_are_no_checkpoint_and_bad_values_are_one_line(tmp_path, caps
 
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     _fails(["evaluate", str(tmp_path / "other.pt")], capsys, expect="is not a tfllmer_fast checkpoint")
-    _fails(
-        [*TINY_RUN, "--threads", "0", "--output", str(tmp_path / "r")], capsys, expect="threads must be >= 1"
-    )
+    _fails([*TINY_RUN, "--threads", "0", "--output", str(tmp_path / "r")], capsys, expect="threads must be >= 1")
     for flag, value in (("--eval-batch-size", "-1"), ("--n-layers", "0"), ("--dropout", "1.5")):
         _fails(
             [*TINY_RUN, flag, value, "--output", str(tmp_path / "r")],
