@@ -70,7 +70,7 @@ class Config:
     device: str = _opt("auto", "'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'")
     threads: int | None = _opt(None, "CPU threads for torch and the C++ kernels (none: all cores)")
     amp: str = _opt("auto", "mixed precision on CUDA: auto = bf16 where supported, else fp16", choices=AMP_MODES)
-    progress: bool = _opt(True, "progress bars and one line per epoch")
+    progress: bool = _opt(True, "progress bars (the one line per epoch is a log record: the CLI prints it)")
 
     # --- data ---
     dataset: str = _opt(
@@ -177,6 +177,11 @@ class Config:
     eval_every: int = _opt(1, "validate every N epochs")
     selection_metric: str = _opt(
         "ndcg@10", "validation metric for early stopping and the best state: recall/ndcg/mrr@K with K in ks"
+    )
+    exclude_input_items: bool = _opt(
+        False,
+        "ce loss: the items of each training row's own input (except its target) are no negatives "
+        "of the softmax (next-item models)",
     )
 
     # --- evaluation ---
@@ -297,6 +302,8 @@ class Config:
         }
         if self.item_table_mode != "frozen+delta":  # the delta's options act on nothing else
             skip |= {"delta_l2", "delta_bound"}
+        # Fields added later count only away from their default: earlier checkpoints resume.
+        skip |= {k for k, v in TrainOptions.LATER_FIELDS.items() if getattr(self, k) == v}
         # Fields keep the names they had when checkpoints were first fingerprinted, so a
         # renamed field does not make every earlier checkpoint refuse to resume.
         old_name = {new: old for old, new in RENAMED_FIELDS.items()}
