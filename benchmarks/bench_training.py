@@ -125,7 +125,7 @@ def _time_epochs(benchmark, tr, key):
     )
     _TIMES[key] = med
     print(
-        f"\nSASRec train epoch ({tr.config.train_samples}): {med:.2f} s ({n_seq / med:.0f} rows/s, "
+        f"\nSASRec train epoch ({tr.options.train_samples}): {med:.2f} s ({n_seq / med:.0f} rows/s, "
         f"{tr.n_targets / med:.0f} targets/s; {tr.split.train.n_users} users, "
         f"{torch.get_num_threads()} threads, {tr.device})"
     )
