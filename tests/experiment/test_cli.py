@@ -318,8 +318,11 @@ def test_outputs_tell_runs_apart(tmp_path, capsys):
     )
     out, err = capsys.readouterr()
     err = [line for line in err.splitlines() if line.strip()]
+    # Two epochs end at the cap while improving: said in one line too.
     assert err == [
-        "tfllmer-fast run: warning: 1 item(s) have an all-zero embedding; they get the projection of the mean"
+        "tfllmer-fast run: warning: 1 item(s) have an all-zero embedding; they get the projection of the mean",
+        "tfllmer-fast run: warning: stopped at the epoch cap while improving: the best validation ndcg@10 is "
+        "at epoch 2, the last one allowed; raise epochs (a resumed run trains on)",
     ]
     assert "sasrec-pca+norm-e on synthetic: up to 2 epochs" in out
     assert "results: " in out
@@ -406,3 +409,15 @@ def test_an_unreadable_checkpoint_outside_training_names_no_resume_flag(tmp_path
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "cannot be read" in err and "--no-resume" not in err and "retrain" in err
+
+
+def test_no_progress_still_prints_one_line_per_epoch_and_the_summary_says_why(tmp_path, capsys):
+    out = _run_ok(["run", *TINY, "--output", str(tmp_path / "r")], capsys)  # TINY has --no-progress
+    assert "epoch   1/2  loss" in out and "epoch   2/2  loss" in out
+    r = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert r["epoch_cap"] == 2 and set(r["dataset"]["repeat_share"]) == {"valid", "test"}
+    assert "test targets that occur in the user's history (repeat)" in out
+    assert ("stopped at the epoch cap while improving" in out) == r["capped_while_improving"]
+    assert "| test_explore " in out and "| test_head_repeat " in out
+    out = _run_ok(["compare", str(tmp_path), "--groups", "repeat,explore"], capsys)
+    assert "explore ndcg@10" in out and "head ndcg@10" not in out

@@ -122,7 +122,14 @@ def test_study_runs_writes_tables_and_resumes(tmp_path, monkeypatch, one_thread)
         for stage in ("init", "trained"):
             assert cond[stage]["condition_number"] >= 1 and np.isfinite(cond[stage]["lambda_max"])
     # 3 runs: id + 2 grid points (the chosen point's seed-0 run is reused)
-    assert len(list((out / "runs").rglob("results.json"))) == 3
+    assert len(list((out / "runs" / "synthetic" / "sasrec").rglob("results.json"))) == 3
+    # the three baselines, once per dataset, with rows in the tables
+    assert sorted(p.parent.name for p in (out / "runs" / "synthetic" / "baselines").rglob("results.json")) == [
+        "last-item",
+        "llm-knn",
+        "popularity",
+    ]
+    assert "popularity (baseline)" in report and "LLM-kNN (baseline)" in report
 
     # second invocation: nothing is trained
     def boom(*a, **k):

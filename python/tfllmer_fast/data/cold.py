@@ -3,9 +3,13 @@
 Cold items (:func:`choose_cold_items`, :func:`read_item_list`) are removed from every
 training sequence by :func:`cold_start_split`: the co-occurrence graph, the training rows
 and the training loss never see them, while the evaluation inputs keep the histories users
-really had (``LeaveOneOutSplit.eval_history``). :func:`item_groups` names the target groups
+really had (``LeaveOneOutSplit.eval_history``). :func:`item_groups` names the item groups
 every evaluation reports: ``head`` / ``tail`` by training frequency over the warm items, and
-``warm`` / ``cold`` when there are cold items.
+``warm`` / ``cold`` when there are cold items. :func:`repeat_targets` and
+:func:`target_groups` add what belongs to a (user, target) pair rather than to an item: a
+target is a ``repeat`` when it occurs in the user's evaluation history (the whole history
+the model's input is cut from), an ``explore`` target otherwise, and the two cross every
+item group (``cold_explore``, ...).
 """
 
 from __future__ import annotations
@@ -132,3 +136,66 @@ def item_groups(split: LeaveOneOutSplit, head_share: float = 0.2) -> dict[str, n
     groups["head"] = head
     groups["tail"] = ~cold & ~head
     return groups
+
+
+#: The target groups of a (user, target) pair, in table order.
+REPEAT_GROUPS = ("repeat", "explore")
+
+
+def repeat_targets(split: LeaveOneOutSplit, which: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per user of ``split``: ``(repeat, last)`` boolean arrays for the ``which`` targets.
+
+    ``repeat[u]``: the target occurs in the user's evaluation history (validation: the
+    history before the validation item; test: that history plus the validation item; with
+    the cold-start protocol the histories users really had, cold items included), anywhere
+    in it, not only among the ``max_len`` items a model reads. ``last[u]``: the target
+    equals the most recent item of that history (a special repeat).
+    """
+    hist = split.history
+    n, n_users = split.n_items, hist.n_users
+    if which == "valid":
+        targets, extra = np.asarray(split.valid_targets, np.int64), None
+    elif which == "test":
+        targets, extra = np.asarray(split.test_targets, np.int64), np.asarray(split.valid_targets, np.int64)
+    else:
+        raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+    lengths = hist.lengths
+    users = np.repeat(np.arange(n_users, dtype=np.int64), lengths)
+    seen = np.unique(users * n + hist.items)
+    repeat = np.isin(np.arange(n_users, dtype=np.int64) * n + targets, seen, assume_unique=False)
+    last_item = np.full(n_users, -1, dtype=np.int64)
+    has = lengths > 0
+    last_item[has] = hist.items[hist.offsets[1:][has] - 1]
+    if extra is not None:
+        repeat |= targets == extra
+        last_item = extra
+    return repeat, targets == last_item
+
+
+def target_groups(split: LeaveOneOutSplit, which: str, groups: dict | None = None, head_share: float = 0.2) -> dict:
+    """Boolean masks over the users of ``split`` (one target each) for every target group of
+    the ``which`` split: the item groups (``groups``, default :func:`item_groups`) applied
+    to the targets, ``repeat`` / ``explore`` (see :func:`repeat_targets`), and each item
+    group crossed with both (``warm_repeat``, ``cold_explore``, ...)."""
+    if groups is None:
+        groups = item_groups(split, head_share)
+    targets = np.asarray(split.valid_targets if which == "valid" else split.test_targets, np.int64)
+    repeat, _ = repeat_targets(split, which)
+    out = {name: np.asarray(mask, bool)[targets] for name, mask in groups.items()}
+    by_item = dict(out)
+    out["repeat"], out["explore"] = repeat, ~repeat
+    for name, sel in by_item.items():
+        out[f"{name}_repeat"] = sel & repeat
+        out[f"{name}_explore"] = sel & ~repeat
+    return out
+
+
+def repeat_shares(split: LeaveOneOutSplit) -> dict:
+    """The share of repeat targets and of targets equal to the last input item, per split
+    (``{"valid": {"repeat": ..., "last_item": ...}, "test": {...}}``)."""
+    out = {}
+    for which in ("valid", "test"):
+        repeat, last = repeat_targets(split, which)
+        n = max(repeat.size, 1)
+        out[which] = {"repeat": float(repeat.sum()) / n, "last_item": float(last.sum()) / n}
+    return out

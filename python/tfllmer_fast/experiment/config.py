@@ -73,7 +73,7 @@ class Config:
     device: str = _opt("auto", "'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N'")
     threads: int | None = _opt(None, "CPU threads for torch and the C++ kernels (none: all cores)")
     amp: str = _opt("auto", "mixed precision on CUDA: auto = bf16 where supported, else fp16", choices=AMP_MODES)
-    progress: bool = _opt(True, "progress bars and one line per epoch")
+    progress: bool = _opt(True, "progress bars (the one line per epoch is a log record: the CLI prints it)")
 
     # --- data ---
     dataset: str = _opt(
@@ -195,6 +195,11 @@ class Config:
     eval_every: int = _opt(1, "validate every N epochs")
     selection_metric: str = _opt(
         "ndcg@10", "validation metric for early stopping and the best state: recall/ndcg/mrr@K with K in ks"
+    )
+    exclude_input_items: bool = _opt(
+        False,
+        "ce loss: the items of each training row's own input (except its target) are no negatives "
+        "of the softmax (next-item models)",
     )
 
     # --- evaluation ---
@@ -318,6 +323,7 @@ class Config:
         # Fields added since checkpoints were first fingerprinted count only when they are
         # set, so a run that does not use them resumes from its earlier checkpoints.
         skip |= {f.name for f in fields(self) if f.name in ADDED_FIELDS and getattr(self, f.name) == f.default}
+        skip |= {k for k, v in TrainOptions.LATER_FIELDS.items() if getattr(self, k) == v}
         # Fields keep the names they had when checkpoints were first fingerprinted, so a
         # renamed field does not make every earlier checkpoint refuse to resume.
         old_name = {new: old for old, new in RENAMED_FIELDS.items()}

@@ -96,8 +96,11 @@ def metrics_table(metrics: dict[str, dict], ks=(5, 10, 20)) -> str:
     return format_table(rows, ["split", "targets", *cols])
 
 
-#: Target groups of the evaluation (see tfllmer_fast.data.cold.item_groups), in table order.
+#: Item groups of the evaluation (see tfllmer_fast.data.cold.item_groups), in table order.
 GROUPS = ("warm", "cold", "head", "tail")
+#: The groups ``compare`` shows by default: the item groups, repeat / explore (see
+#: tfllmer_fast.data.cold.target_groups) and the explore targets among cold items.
+COMPARE_GROUPS = (*GROUPS, "repeat", "explore", "cold_explore")
 
 
 def chance_metrics(n_items: int, ks=(5, 10, 20)) -> dict[str, float]:
@@ -127,9 +130,17 @@ def fmt_mean_std(values, digits: int = 4) -> str:
     return f"{m:.{digits}f}" if s is None else f"{m:.{digits}f} ± {s:.{digits}f}"
 
 
-def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="test", group_seeds: bool = True) -> str:
+def compare_runs(
+    results: list[dict],
+    metrics=("ndcg@10", "recall@10"),
+    split="test",
+    group_seeds: bool = True,
+    groups=COMPARE_GROUPS,
+) -> str:
     """Table of several runs; runs whose configs differ only in the seed are grouped as
-    mean ± std (sample std, n-1) with the number of seeds."""
+    mean ± std (sample std, n-1) with the number of seeds. ``groups``: the target groups
+    shown beside all targets (those some run reports); a best epoch marked † is the last
+    one allowed (the run stopped at the epoch cap while improving)."""
     # Runs with aligned rows for cold items (cold-start protocol) get a second row.
     expanded = []
     for r in results:
@@ -139,7 +150,7 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
                 {**r, "label": (r.get("label") or "run") + " (aligned rows)", "metrics": r["metrics_aligned"]}
             )
     results = expanded
-    present = [g for g in GROUPS if any(f"{split}_{g}" in r.get("metrics", {}) for r in results)]
+    present = [g for g in groups if any(f"{split}_{g}" in r.get("metrics", {}) for r in results)]
     groups: dict[str, list[dict]] = {}
     for r in results:
         cfg = dict(r.get("config", {}))
@@ -161,7 +172,7 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
     for key, runs in groups.items():
         row = {
             "run": key.split("\x00")[0],
-            "dataset": runs[0].get("config", {}).get("dataset"),
+            "dataset": runs[0].get("dataset", {}).get("name") or runs[0].get("config", {}).get("dataset"),
             "model": runs[0].get("config", {}).get("model"),
             "seeds": len(runs),
         }
@@ -180,8 +191,8 @@ def compare_runs(results: list[dict], metrics=("ndcg@10", "recall@10"), split="t
         sizes = [r["metrics"].get(f"{split}_{g}", {}).get("n_targets") for g in present for r in runs[:1]]
         row["targets " + "/".join(present)] = "/".join(str(x) for x in sizes) if present else None
         row["folder"] = ", ".join(r["folder"] for r in runs if r.get("folder")) or None
-        ep = [r.get("best_epoch") for r in runs if r.get("best_epoch") is not None]
-        row["best epoch"] = ", ".join(str(e) for e in ep)
+        ep = [f"{r['best_epoch']}{'†' if r.get('capped_while_improving') else ''}" for r in runs if r.get("best_epoch")]
+        row["best epoch"] = ", ".join(ep)
         sec = [r.get("timings", {}).get("per_epoch_s") for r in runs]
         sec = [s for s in sec if s is not None]
         row["s/epoch"] = f"{np.median(sec):.2f}" if sec else None

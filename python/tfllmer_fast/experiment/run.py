@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..data import Dataset, check_embeddings, load_dataset
+from ..data.cold import repeat_shares
 from ..data.load import TABLE_SUFFIXES
 from ..data.sequences import LeaveOneOutSplit, Sequences, leave_one_out
 from ..graph.item_table import initial_item_table
@@ -285,9 +286,12 @@ def finish_run(
             {k: amap[k] for k in ("W", "b", "lam", "lam_rel")}
         )
         trainer.save_checkpoint()
-        aligned_info = {k: amap[k] for k in ("lam", "lam_rel", "n_holdout_targets", "metric")}
+        keys = ("chosen", "tie", "lam", "lam_rel", "n_holdout_targets", "metric", "projection_score")
+        aligned_info = {k: amap[k] for k in keys}
         aligned_info["valid_scores"] = {format(k, "g"): v for k, v in amap["scores"].items()}
-        if split.cold_items is not None and len(split.cold_items):
+        if split.cold_items is not None and len(split.cold_items) and amap["chosen"] == "projection":
+            metrics_aligned = metrics  # the identity map: the cold rows as trained
+        elif split.cold_items is not None and len(split.cold_items):
             # The cold rows as the aligned map would give them, the rest as trained.
             cold = split.cold_items
             weight = trainer.model.item_emb.weight
@@ -301,7 +305,7 @@ def finish_run(
             finally:
                 with torch.no_grad():
                     weight[idx] = kept
-        timings["aligned_s"] = time.perf_counter() - t
+        timings["aligned_s"] = aligned_info["time_s"] = time.perf_counter() - t
     epoch_s = [h["train_s"] for h in fit.history]
     eval_s = [h["eval_s"] for h in fit.history if "eval_s" in h]
     session_s = time.perf_counter() - t_start
@@ -315,6 +319,8 @@ def finish_run(
         session_s=session_s,
         total_s=session_s + earlier_s,
     )
+    if aligned_info is not None:
+        aligned_info["share_of_session"] = aligned_info["time_s"] / session_s if session_s > 0 else None
     results = {
         "label": config.label,
         "config": config.to_dict(),
@@ -325,6 +331,8 @@ def finish_run(
             "n_interactions": int(data.sequences.n_interactions),
             "n_train_windows": int(trainer.windows.shape[0]),
             "n_train_targets": trainer.n_targets,
+            # Targets that occur in the user's evaluation history, and those equal to its last item.
+            "repeat_share": repeat_shares(split),
         },
         "metrics": metrics,
         "groups": group_summary(trainer, config),
@@ -338,6 +346,9 @@ def finish_run(
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs_run,
         "stopped_early": fit.stopped_early,
+        "epoch_cap": config.epochs,
+        # The best validation at the last epoch allowed: validation was still rising.
+        "capped_while_improving": fit.capped_while_improving,
         "resumed_from_epoch": trainer.resumed_from_epoch,
         "history": fit.history,
         "timings": timings,
@@ -347,9 +358,11 @@ def finish_run(
     return RunResult(results, trainer)
 
 
-def final_metrics(trainer: Trainer, config: Config) -> dict:
-    """Validation and test metrics of every protocol, for all targets and per group
-    (``test_head``, ``test_tail``, and ``test_warm``/``test_cold`` with cold items)."""
+def final_metrics(trainer, config: Config) -> dict:
+    """Validation and test metrics of every protocol, for all targets and per target group
+    (``test_head``, ``test_tail``, ``test_warm`` / ``test_cold`` with cold items,
+    ``test_repeat`` / ``test_explore`` and their crossings, e.g. ``test_cold_explore``).
+    ``trainer``: a Trainer or an :class:`~tfllmer_fast.train.Evaluator` (the baselines)."""
     protocols = ["full", "sampled"] if config.protocol == "both" else [config.protocol]
     metrics = {}
     for p in protocols:
@@ -406,4 +419,26 @@ def run_summary(result: RunResult) -> str:
     )
     if resumed:
         head += f" (resumed after epoch {resumed}; this session {r['timings']['session_s']:.1f} s)"
-    return head + "\n" + metrics_table(r["metrics"], tuple(r["config"]["ks"]))
+    notes = [head]
+    if r.get("capped_while_improving"):
+        notes.append(
+            f"stopped at the epoch cap while improving: the best validation {r['config']['selection_metric']} "
+            f"is at epoch {r['best_epoch']}, the last one allowed (epochs = {r['epoch_cap']}); raise epochs"
+        )
+    share = r["dataset"].get("repeat_share", {}).get("test")
+    if share is not None:
+        notes.append(
+            f"test targets that occur in the user's history (repeat): {100 * share['repeat']:.2f} % "
+            f"({100 * share['last_item']:.2f} % equal to the last input item); the other targets are 'explore'"
+        )
+    a = r.get("aligned_map")
+    if a is not None:
+        notes.append(
+            f"aligned map: {a['chosen']} kept for new items (validation {a['metric']}: best lambda "
+            f"{max(a['valid_scores'].values(), default=float('nan')):.4f}, projection "
+            f"{a['projection_score'] if a['projection_score'] is not None else float('nan'):.4f}"
+            + (", every lambda tied" if a.get("tie") else "")
+            + f"), {a['time_s']:.1f} s"
+        )
+    rows = {k: v for k, v in r["metrics"].items() if not k.startswith("valid_")}
+    return "\n".join(notes) + "\n" + metrics_table(rows, tuple(r["config"]["ks"]))

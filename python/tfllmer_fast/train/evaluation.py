@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,21 +195,116 @@ def evaluate(
 
 
 def group_metrics(ranks, targets, groups: dict, ks=DEFAULT_KS) -> dict[str, dict]:
-    """Metrics of the targets in each group, from per-user ranks.
+    """Metrics of the targets in each group of items, from per-user ranks.
 
     ``groups`` maps a name to a boolean mask over items (see
     :func:`tfllmer_fast.data.cold.item_groups`); ``targets`` are the 0-based targets of the
-    ranked users. Each group's dict holds the metrics averaged over its targets and
-    ``n_targets``; a group without targets holds ``n_targets`` = 0 only.
+    ranked users. See :func:`target_metrics` for the returned dicts.
     """
-    ranks = np.asarray(ranks)
     targets = np.asarray(targets, dtype=np.int64)
+    return target_metrics(ranks, {name: np.asarray(m, dtype=bool)[targets] for name, m in groups.items()}, ks)
+
+
+def target_metrics(ranks, masks: dict, ks=DEFAULT_KS) -> dict[str, dict]:
+    """Metrics of the ranked targets each boolean mask selects (one entry per ranked user,
+    e.g. :func:`tfllmer_fast.data.cold.target_groups`). Each group's dict holds the metrics
+    averaged over its targets and ``n_targets``; a group without targets holds
+    ``n_targets`` = 0 only."""
+    ranks = np.asarray(ranks)
     out = {}
-    for name, mask in groups.items():
-        sel = np.asarray(mask, dtype=bool)[targets]
+    for name, mask in masks.items():
+        sel = np.asarray(mask, dtype=bool)
+        if sel.shape != ranks.shape:
+            raise ValueError(f"group {name!r}: a mask of shape {sel.shape} for {ranks.shape[0]} ranked targets")
         n = int(sel.sum())
         out[name] = {**(metrics_from_ranks(ranks[sel], ks) if n else {}), "n_targets": n}
     return out
+
+
+class Evaluator:
+    """Ranks one model (or any object with ``next_hidden`` and ``score``, e.g. the
+    baselines of :mod:`.baselines`) on the validation and test targets of a split, for all
+    targets and per target group, with the options of ``evaluation``.
+
+    Parameters
+    ----------
+    model : SequentialRecommender or a baseline
+    split : LeaveOneOutSplit
+    evaluation : EvalOptions, optional (default: ``EvalOptions()``)
+    max_len : int, optional
+        Input width (default: ``model.max_len``).
+    device, seed, amp_dtype, threads :
+        Where it runs, the sampled protocol's seed, autocast of the encoder, torch's CPU
+        thread count while ranking (None: leave it alone).
+    """
+
+    def __init__(
+        self, model, split: LeaveOneOutSplit, evaluation=None, *, max_len=None, device="cpu", seed=0,
+        amp_dtype=None, threads=None,
+    ):  # fmt: skip
+        from .options import EvalOptions
+
+        self.model, self.split = model, split
+        self.options = evaluation or EvalOptions()
+        self.max_len = int(max_len or model.max_len)
+        self.device = torch.device(device)
+        self.seed, self.amp_dtype, self.threads = seed, amp_dtype, threads
+        self._data: dict[str, EvalData] = {}
+        self._item_groups = None
+        self._target_groups: dict[str, dict] = {}
+
+    def data(self, which: str) -> EvalData:
+        """The device tensors of ``which`` ("valid" or "test"), built once."""
+        if which not in self._data:
+            self._data[which] = build_eval_data(self.split, self.max_len, which, self.device)
+        return self._data[which]
+
+    def evaluate(self, which: str = "valid", *, protocol: str = "full", mask_history=None, return_ranks=False):
+        """Metrics on the validation or test targets (see :func:`evaluate`)."""
+        from .runtime import cpu_threads
+
+        e = self.options
+        with cpu_threads(self.threads) if self.threads is not None else nullcontext():
+            return evaluate(
+                self.model,
+                self.data(which),
+                protocol=protocol,
+                mask_history=e.mask_history if mask_history is None else mask_history,
+                n_negatives=e.eval_negatives,
+                seed=self.seed,
+                ks=e.ks,
+                batch_size=e.eval_batch_size,
+                return_ranks=return_ranks,
+                amp_dtype=self.amp_dtype,
+            )
+
+    def item_groups(self) -> dict:
+        """Boolean item masks: head / tail, and warm / cold with cold items
+        (:func:`tfllmer_fast.data.cold.item_groups`)."""
+        from ..data.cold import item_groups
+
+        if self._item_groups is None:
+            self._item_groups = item_groups(self.split, self.options.head_share)
+        return self._item_groups
+
+    def target_groups(self, which: str) -> dict:
+        """Boolean masks over the ``which`` targets: the item groups, repeat / explore and
+        their crossings (:func:`tfllmer_fast.data.cold.target_groups`)."""
+        from ..data.cold import target_groups
+
+        if which not in self._target_groups:
+            self._target_groups[which] = target_groups(self.split, which, self.item_groups())
+        return self._target_groups[which]
+
+    def evaluate_groups(self, which: str = "valid", *, protocol: str = "full", name: str | None = None) -> dict:
+        """``{name: all targets, name_<group>: the targets of each group}`` from one ranking
+        pass; every dict carries ``n_targets``. ``name`` defaults to ``which``."""
+        name = which if name is None else name
+        metrics, ranks = self.evaluate(which, protocol=protocol, return_ranks=True)
+        out = {name: {**metrics, "n_targets": int(len(ranks))}}
+        for g, m in target_metrics(ranks, self.target_groups(which), self.options.ks).items():
+            out[f"{name}_{g}"] = m
+        return out
 
 
 def _float_scores(model, h, items):

@@ -14,6 +14,10 @@ Every loss takes the model (for its scoring head), representations ``h`` (T, hid
 ``exclude`` (every loss): item ids outside the training catalogue (the cold-start
 protocol's cold items). Their logits are -inf in ``ce`` (softmax probability 0, hence zero
 gradient on their rows), and ``bce`` / ``sampled_softmax`` never draw them as negatives.
+
+``exclude_pairs`` (``ce`` only; ``TrainOptions.exclude_input_items``): per prediction point,
+the items of its own input (:func:`input_pairs`), which then get a -inf logit too, except
+the target: the softmax no longer pushes down what the user has just seen.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, h, E, bias, targets, scale, chunk):
+    def forward(ctx, h, E, bias, targets, scale, chunk, mask_rows=None, mask_items=None):
         T = h.shape[0]
         Ec = E.to(h.dtype)
         grad_h = torch.empty_like(h)
@@ -51,6 +55,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 logits.mul_(scale)
             if bias is not None:
                 logits.add_(bias.float())
+            if mask_rows is not None:  # sorted by row: this chunk's pairs are one slice
+                lo, hi = torch.searchsorted(mask_rows, torch.tensor([a, a + chunk], device=mask_rows.device)).tolist()
+                logits[mask_rows[lo:hi] - a, mask_items[lo:hi]] = float("-inf")
             rows = torch.arange(tc.numel(), device=h.device)
             picked = logits[rows, tc]
             m = logits.amax(1, keepdim=True)
@@ -74,17 +81,43 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, g):
         grad_h, grad_E, *rest = ctx.saved_tensors
         gb = rest[0] * g if ctx.has_bias else None
-        return grad_h * g.to(grad_h.dtype), (grad_E * g).to(ctx.e_dtype), gb, None, None, None
+        return grad_h * g.to(grad_h.dtype), (grad_E * g).to(ctx.e_dtype), gb, None, None, None, None, None
 
 
-def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None, chunk: int | None = None):
+def linear_cross_entropy(h, E, targets, *, scale: float = 1.0, bias=None, chunk: int | None = None, exclude_pairs=None):
     """``F.cross_entropy(scale * h @ E.T + bias, targets)`` computed chunk-wise (see
     :class:`_LinearCrossEntropy`); ``chunk`` rows of logits at a time (default: about 1M
-    logits per chunk on the CPU, where small chunks stay in cache; 64M on a GPU)."""
+    logits per chunk on the CPU, where small chunks stay in cache; 64M on a GPU).
+    ``exclude_pairs``: ``(rows, items)`` whose logits are -inf (rows sorted; never a target)."""
     if chunk is None:
         budget = 1 << 20 if h.device.type == "cpu" else 1 << 26
         chunk = max(1, budget // max(1, E.shape[0]))
-    return _LinearCrossEntropy.apply(h, E, bias, targets, float(scale), int(chunk))
+    rows, items = (None, None) if exclude_pairs is None else exclude_pairs
+    return _LinearCrossEntropy.apply(h, E, bias, targets, float(scale), int(chunk), rows, items)
+
+
+def input_pairs(inputs: torch.Tensor, one_per_row: bool, targets: torch.Tensor):
+    """``(rows, items)``: for every prediction point, the 0-based items of its own input,
+    without its target; rows sorted.
+
+    ``inputs`` (B, W): right-aligned shifted ids. ``one_per_row`` (prefix rows): point ``b``
+    reads all of row ``b``. Otherwise (causal window rows) the points are the non-padding
+    positions in row-major order, as :meth:`SequentialRecommender.training_pairs` returns
+    them, and point ``(b, j)`` reads positions ``0..j`` of row ``b``.
+    """
+    real = inputs > 0
+    if one_per_row:
+        rows, cols = real.nonzero(as_tuple=True)
+        items = inputs[rows, cols] - 1
+    else:
+        point = torch.cumsum(real.reshape(-1), 0).reshape(real.shape) - 1  # index of point (b, j)
+        w = inputs.shape[1]
+        reads = torch.ones(w, w, dtype=torch.bool, device=inputs.device).tril()  # [j, k]: k <= j
+        both = real.unsqueeze(2) & real.unsqueeze(1) & reads  # [b, j, k]
+        b, j, k = both.nonzero(as_tuple=True)
+        rows, items = point[b, j], inputs[b, k] - 1
+    keep = items != targets[rows]
+    return rows[keep], items[keep]
 
 
 def _excluded_mask(n_items: int, exclude) -> np.ndarray | None:
@@ -112,12 +145,17 @@ class FullCrossEntropy:
         if mask is not None:
             self.mask_bias = torch.where(torch.as_tensor(mask, device=device), float("-inf"), 0.0).float()
 
-    def __call__(self, model, h, targets, generator=None):
+    def __call__(self, model, h, targets, generator=None, exclude_pairs=None):
         bias = model.output_bias()
         if self.mask_bias is not None:
             bias = self.mask_bias if bias is None else bias + self.mask_bias
         return linear_cross_entropy(
-            model.output_hidden(h), model.item_table(), targets, scale=1.0 / model.temperature, bias=bias
+            model.output_hidden(h),
+            model.item_table(),
+            targets,
+            scale=1.0 / model.temperature,
+            bias=bias,
+            exclude_pairs=exclude_pairs,
         )
 
 

@@ -10,7 +10,9 @@ Three methods (:data:`ROW_METHODS`):
 * ``aligned``: a ridge map ``T(p) = p W + b`` fitted in closed form after training from the
   projected rows ``p`` of warm items to their trained rows (intercept not penalised), then
   applied to the new items' projected rows. Its ``lambda`` is chosen on validation
-  (:func:`fit_aligned_map`) and stored as ``items.aligned``.
+  (:func:`fit_aligned_map`) and stored as ``items.aligned``; when no lambda beats the
+  projection itself on that validation, the stored map is the identity (``chosen =
+  "projection"``), so ``aligned`` rows are the projected ones.
 * ``random``: rows drawn as the random init draws them (N(0, init_std)); all an ID-only
   model can get, hence the chance reference.
 
@@ -25,6 +27,8 @@ refused for them).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -81,11 +85,15 @@ def fit_aligned_map(
     the warm items (``seed``) plays the new items: the map is fitted on the other warm
     items, their rows are replaced by the mapped ones, and the validation ``metric``
     (default: the selection metric) over the validation targets among them scores each
-    lambda of ``grid`` (relative to the mean diagonal of the centred Gram matrix). The map
-    is then refitted on every warm item with the chosen lambda. The model is left as it was.
+    lambda of ``grid`` (relative to the mean diagonal of the centred Gram matrix), and the
+    held-out items' projected rows themselves score the ``projection`` reference. When every
+    lambda scores the same, a ``RuntimeWarning`` says so (``tie``: the choice says nothing).
+    Unless the best lambda beats the projection, the projection is kept: ``W`` = identity,
+    ``b`` = 0 (``chosen`` = "projection"); otherwise the map is refitted on every warm item
+    with the chosen lambda (``chosen`` = "aligned"). The model is left as it was.
 
     Returns plain values: ``W``, ``b``, ``lam`` (absolute), ``lam_rel``, ``scores``
-    (lam_rel -> metric), ``n_holdout_targets``.
+    (lam_rel -> metric), ``projection_score``, ``chosen``, ``tie``, ``n_holdout_targets``.
     """
     model = trainer.model
     if item_table_mode(model) != "free":
@@ -107,28 +115,49 @@ def fit_aligned_map(
     held_mask = np.zeros(n, bool)
     held_mask[held] = True
     n_held = int(held_mask[np.asarray(trainer.split.valid_targets)].sum())
-    scores = {}
+    scores, projection_score = {}, None
+
+    def held_score(rows) -> float:
+        _set_rows(model, held, rows)
+        _, ranks = trainer.evaluate("valid", return_ranks=True)
+        g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask}, trainer.evaluation.ks)["h"]
+        return float(g.get(metric, 0.0))
+
     if n_held and fit_on.size:
         saved = E[held]
         try:
+            projection_score = held_score(P[held])
             for rel in grid:
                 W, b = ridge_map(P[fit_on], E[fit_on], rel * unit)
-                _set_rows(model, held, P[held] @ W + b)
-                _, ranks = trainer.evaluate("valid", return_ranks=True)
-                g = group_metrics(ranks, trainer.split.valid_targets, {"h": held_mask}, trainer.evaluation.ks)["h"]
-                scores[float(rel)] = float(g.get(metric, 0.0))
+                scores[float(rel)] = held_score(P[held] @ W + b)
         finally:
             _set_rows(model, held, saved)
         best = max(scores, key=lambda r: (scores[r], -r))  # ties: the stronger ridge
     else:
         best = 1.0  # nothing to choose on: a middle value
-    W, b = ridge_map(P[warm_ids], E[warm_ids], best * unit)
+    tie = len(set(scores.values())) == 1 and len(scores) > 1
+    if tie:
+        warnings.warn(
+            f"aligned map: every candidate lambda scored {scores[best]:g} on validation ({metric} over "
+            f"{n_held} held-out targets), so the choice says nothing; "
+            + ("the projection is kept" if scores[best] <= projection_score else "the strongest ridge is taken"),
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    chosen = "aligned" if projection_score is None or scores[best] > projection_score else "projection"
+    if chosen == "aligned":
+        W, b = ridge_map(P[warm_ids], E[warm_ids], best * unit)
+    else:
+        W, b = np.eye(P.shape[1]), np.zeros(P.shape[1])
     return {
         "W": W,
         "b": b,
         "lam": best * unit,
         "lam_rel": best,
         "scores": scores,
+        "projection_score": projection_score,
+        "chosen": chosen,
+        "tie": tie,
         "n_holdout_targets": n_held,
         "metric": metric,
     }

@@ -33,6 +33,8 @@ AMP_MODES = ("auto", "bf16", "fp16", "off")
 COMPILE_MODES = ("off", "reduce-overhead", "default", "max-autotune")
 #: Evaluation protocols: full ranking, sampled negatives, or both.
 PROTOCOLS = ("full", "sampled", "both")
+#: The trivial baselines (see :mod:`.baselines`).
+BASELINES = ("popularity", "last-item", "llm-knn")
 
 #: The defaults that differ between backbones (RecBole 1.2.1): the one place they are set.
 MODEL_DEFAULTS = {
@@ -186,6 +188,10 @@ class TrainOptions(_Options):
     CPU thread count during ``fit`` and evaluation (None: leave torch's setting alone).
     ``epochs``, ``patience``, ``device``, ``threads``, ``progress`` and ``compile`` do not
     change a run's trajectory (:meth:`trajectory`), so a checkpoint resumes under new values.
+    ``progress``: tqdm bars (the epoch lines are log records of ``tfllmer_fast.train.trainer``,
+    printed by the CLI, and by the bars' display when no log handler shows them).
+    ``exclude_input_items``: the ``ce`` loss gives the items of each training row's own input
+    (except its target) a -inf logit (next-item models only).
     """
 
     seed: int = 0
@@ -208,9 +214,13 @@ class TrainOptions(_Options):
     patience: int = 10
     eval_every: int = 1
     selection_metric: str = "ndcg@10"
+    exclude_input_items: bool = False
 
     #: Fields that do not change what training computes (see the class docstring).
     NOT_TRAJECTORY = frozenset({"device", "threads", "progress", "epochs", "patience", "compile"})
+    #: Fields added after checkpoints were first fingerprinted: left out of the trajectory at
+    #: their default, so that every earlier checkpoint still resumes.
+    LATER_FIELDS = {"exclude_input_items": False}
 
     def __post_init__(self):
         _choice("amp", self.amp, AMP_MODES)
@@ -241,11 +251,15 @@ class TrainOptions(_Options):
 
     def trajectory(self) -> dict:
         """The fields that change what training computes."""
-        return {k: v for k, v in self.to_dict().items() if k not in self.NOT_TRAJECTORY}
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in self.NOT_TRAJECTORY and not (k in self.LATER_FIELDS and v == self.LATER_FIELDS[k])
+        }
 
 
 __all__ = [
-    "AMP_MODES", "COMPILE_MODES", "DEFAULT_NEGATIVES", "EvalOptions", "ITEM_TABLES", "ItemTableOptions",
+    "AMP_MODES", "BASELINES", "COMPILE_MODES", "DEFAULT_NEGATIVES", "EvalOptions", "ITEM_TABLES", "ItemTableOptions",
     "LOSSES", "MODELS", "MODEL_DEFAULTS", "ModelOptions", "NEGATIVE_SAMPLING", "POSITIONS", "PROTOCOLS",
     "ROW_LAYOUTS", "TrainOptions",
 ]  # fmt: skip

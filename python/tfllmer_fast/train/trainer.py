@@ -6,6 +6,7 @@ tensor indexing (no per-sample Python work). Row layouts: :mod:`.rows`; checkpoi
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from contextlib import nullcontext
@@ -17,13 +18,16 @@ import torch
 
 from ..data.sequences import LeaveOneOutSplit
 from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
-from .evaluation import EvalData, build_eval_data, evaluate, group_metrics
+from .evaluation import Evaluator
 from .item_tables import after_optimizer_step, item_table_mode, item_table_penalty
-from .losses import make_loss
+from .losses import input_pairs, make_loss
 from .options import EvalOptions, TrainOptions
 from .rows import build_prefixes, build_windows
 from .runtime import compiled_encoder, cpu_threads, generator_for, resolve_amp, resolve_device
 from .sampling import epoch_order
+
+#: Epoch lines and the epoch-cap warning (the CLI shows them; a notebook's logging setup decides).
+logger = logging.getLogger(__name__)
 
 
 # ----- results ---------------------------------------------------------------------------
@@ -36,6 +40,9 @@ class FitResult:
     epochs_run: int = 0
     train_time_s: float = 0.0
     eval_time_s: float = 0.0
+    #: The run ended at the epoch cap with its best validation at the last epoch allowed:
+    #: validation was still rising (computed by ``fit``, not stored in checkpoints).
+    capped_while_improving: bool = False
 
 
 class Trainer:
@@ -116,8 +123,13 @@ class Trainer:
         self.n_targets = (
             windows.shape[0] if self.prefixes else int(np.maximum(wlen - (1 if model.causal else 0), 0).sum())
         )
-        self.valid_data: EvalData = build_eval_data(split, model.max_len, "valid", self.device)
-        self.test_data: EvalData | None = None
+        if options.exclude_input_items and (options.loss != "ce" or not model.causal):
+            raise ValueError("exclude_input_items needs loss='ce' and a next-item model (SASRec, GRU4Rec)")
+        #: Validation and test ranking, overall and per target group.
+        self.evaluator = Evaluator(
+            self.model, split, evaluation, device=self.device, seed=options.seed, amp_dtype=self.amp_dtype,
+            threads=options.threads,
+        )  # fmt: skip
         counts = np.bincount(split.train.items, minlength=split.n_items)
         cold = split.cold_items
         self.loss_fn = make_loss(
@@ -149,61 +161,23 @@ class Trainer:
         self._best_state = None
         self._best_metric = -float("inf")
         self._bad_evals = 0
-        self._groups = None
         self.resumed_from_epoch = 0  # epochs a loaded checkpoint had already trained
 
     # ----- evaluation ------------------------------------------------------------------
-    def evaluate(
-        self,
-        which: str = "valid",
-        *,
-        protocol: str = "full",
-        mask_history: bool | None = None,
-        return_ranks: bool = False,
-    ):
-        """Metrics on the validation or test split (see :func:`evaluation.evaluate`)."""
-        if which == "test":
-            if self.test_data is None:
-                self.test_data = build_eval_data(self.split, self.model.max_len, "test", self.device)
-            data = self.test_data
-        else:
-            data = self.valid_data
-        e = self.evaluation
-        with self._threads():
-            return evaluate(
-                self.model,
-                data,
-                protocol=protocol,
-                mask_history=e.mask_history if mask_history is None else mask_history,
-                n_negatives=e.eval_negatives,
-                seed=self.options.seed,
-                ks=e.ks,
-                batch_size=e.eval_batch_size,
-                return_ranks=return_ranks,
-                amp_dtype=self.amp_dtype,
-            )
+    def evaluate(self, which="valid", *, protocol="full", mask_history=None, return_ranks=False):
+        """Metrics on the validation or test split (see :meth:`Evaluator.evaluate`)."""
+        return self.evaluator.evaluate(which, protocol=protocol, mask_history=mask_history, return_ranks=return_ranks)
 
     def item_groups(self) -> dict:
-        """Boolean item masks of the target groups (head/tail, and warm/cold with cold
-        items; see :func:`tfllmer_fast.data.cold.item_groups`)."""
-        from ..data.cold import item_groups
-
-        if self._groups is None:
-            self._groups = item_groups(self.split, self.evaluation.head_share)
-        return self._groups
+        """Boolean item masks of the item groups (see :meth:`Evaluator.item_groups`)."""
+        return self.evaluator.item_groups()
 
     def evaluate_groups(
         self, which: str = "valid", *, protocol: str = "full", name: str | None = None
     ) -> dict[str, dict]:
-        """``{name: all targets, name_<group>: targets of each group}`` from one ranking
-        pass; every dict carries ``n_targets``. ``name`` defaults to ``which``."""
-        name = which if name is None else name
-        metrics, ranks = self.evaluate(which, protocol=protocol, return_ranks=True)
-        targets = self.split.valid_targets if which == "valid" else self.split.test_targets
-        out = {name: {**metrics, "n_targets": int(len(ranks))}}
-        for g, m in group_metrics(ranks, targets, self.item_groups(), self.evaluation.ks).items():
-            out[f"{name}_{g}"] = m
-        return out
+        """All targets and every target group (item groups, repeat / explore, crossings) from
+        one ranking pass (see :meth:`Evaluator.evaluate_groups`)."""
+        return self.evaluator.evaluate_groups(which, protocol=protocol, name=name)
 
     def _threads(self):
         t = self.options.threads
@@ -239,7 +213,11 @@ class Trainer:
                     h, targets = self._next_hidden(batch[:, :-1]), batch[:, -1] - 1
                 else:
                     h, targets = model.training_pairs(batch, self.gen)
-                loss = self.loss_fn(model, h, targets, self.gen)
+                if c.exclude_input_items:
+                    pairs = input_pairs(batch[:, :-1], self.prefixes, targets)
+                    loss = self.loss_fn(model, h, targets, self.gen, exclude_pairs=pairs)
+                else:
+                    loss = self.loss_fn(model, h, targets, self.gen)
                 penalty = item_table_penalty(model)
             objective = loss if penalty is None else loss + penalty
             self.optimizer.zero_grad(set_to_none=True)
@@ -317,18 +295,29 @@ class Trainer:
             train_s = time.perf_counter() - t0
             bar.close()
             record = self.end_epoch(epoch, loss, train_s)
-            if c.progress:
-                v = record.get("valid")
-                tqdm.write(
-                    f"epoch {epoch + 1:3d}  loss {loss:.4f}  {train_s:.1f}s"
-                    + (f"  valid {metric} {v[metric]:.4f}" if v else "")
-                )
+            v = record.get("valid")
+            line = f"epoch {epoch + 1:3d}/{c.epochs}  loss {loss:.4f}  {train_s:.1f}s" + (
+                f"  valid {metric} {v[metric]:.4f}" if v else ""
+            )
+            if c.progress and not (logger.isEnabledFor(logging.INFO) and logger.hasHandlers()):
+                tqdm.write(line)  # no log handler shows it: the progress display does
+            logger.info(line)
             epoch += 1
             self._save_checkpoint(epoch)
             for cb in self.callbacks:
                 cb(self, record)
         if self._best_state is not None:
             self.model.load_state_dict(self._best_state)
+        res.capped_while_improving = bool(
+            not res.stopped_early and res.epochs_run >= c.epochs and res.best_epoch == res.epochs_run
+        )
+        if res.capped_while_improving:
+            logger.warning(
+                "stopped at the epoch cap while improving: the best validation %s is at epoch %d, the "
+                "last one allowed; raise epochs (a resumed run trains on)",
+                metric,
+                res.best_epoch,
+            )
         return res
 
     def end_epoch(self, epoch: int, loss: float, train_s: float) -> dict:

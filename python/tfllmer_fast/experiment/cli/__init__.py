@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import os
 import sys
 import warnings
@@ -117,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--split", default="test", help="split of the metrics (default: test)")
     c.add_argument("--no-group", action="store_true", help="one row per run (no seed groups)")
+    c.add_argument(
+        "--groups",
+        nargs="+",
+        help="target groups beside all targets (default: warm cold head tail repeat explore cold_explore)",
+    )
     c.set_defaults(func=commands.cmd_compare)
 
     a = sub.add_parser(
@@ -155,9 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--config", required=True, help="study file (see studies/)")
     s.add_argument("--output", required=True, help="study folder (runs/, STUDY.md, plots/)")
-    s.add_argument("--datasets", nargs="+", help="only these dataset names (this invocation)")
+    s.add_argument("--datasets", nargs="+", help="only these dataset names (this invocation; commas or spaces)")
     s.add_argument("--backbones", nargs="+", help="only these backbones")
-    s.add_argument("--variants", nargs="+", help="only these variants")
+    s.add_argument("--variants", nargs="+", help="only these variants (or baselines: popularity last-item llm-knn)")
+    s.add_argument(
+        "--seeds",
+        nargs="+",
+        help="train the chosen settings with these seeds (e.g. 1,2) instead of the file's; the "
+        "selection grid keeps the file's first seed and runs only when it is among them",
+    )
     s.add_argument("--report-only", action="store_true", help="train nothing; tabulate the finished runs")
     s.add_argument(
         "--no-report", action="store_true", help="train only (parallel shards); tabulate later with --report-only"
@@ -175,6 +187,24 @@ def _warning_printer(command: str):
         print(f"tfllmer-fast {command}: warning: {message}", file=sys.stderr)
 
     return show
+
+
+class _LogLines(logging.Handler):
+    """The package's log records in this process: INFO (one line per epoch) to stdout,
+    through tqdm so that a progress bar stays intact; warnings as one line on stderr."""
+
+    def __init__(self, command: str, level=logging.INFO):
+        super().__init__(level)
+        self.command = command
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            print(f"tfllmer-fast {self.command}: warning: {msg}", file=sys.stderr)
+            return
+        from tqdm.auto import tqdm
+
+        tqdm.write(msg, file=sys.stdout)
 
 
 def _fix_for(e: BaseException) -> str:
@@ -201,6 +231,12 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # This process's own handler for the package's records (the package configures none).
+    package_log = logging.getLogger("tfllmer_fast")
+    handler = _LogLines(args.command, logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    level_before = package_log.level
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
     try:
         with warnings.catch_warnings():
             # One line per warning, as the errors: the file and line of a package-internal
@@ -217,6 +253,9 @@ def main(argv=None) -> int:
             raise
         print(f"tfllmer-fast {args.command}: error: {_fix_for(e)}", file=sys.stderr)
         return 2
+    finally:
+        package_log.removeHandler(handler)
+        package_log.setLevel(level_before)
 
 
 def console_main() -> None:

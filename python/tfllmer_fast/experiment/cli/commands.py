@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..config import PRESETS, Config
-from .flags import UsageError, config_from_args, default_output, npz_path, writable_file, writable_folder
+from .flags import UsageError, config_from_args, default_output, names_list, npz_path, writable_file, writable_folder
 
 
 def _load(config: Config, embeddings: bool):
@@ -190,7 +190,8 @@ def cmd_compare(args) -> int:
     if not paths:
         raise UsageError(f"no results.json found under {', '.join(args.results)}")
     runs = [load_results(p) | {"folder": str(p.parent)} for p in paths]
-    print(compare_runs(runs, metrics=args.metrics, split=args.split, group_seeds=not args.no_group))
+    groups = {} if args.groups is None else {"groups": names_list(args.groups)}
+    print(compare_runs(runs, metrics=args.metrics, split=args.split, group_seeds=not args.no_group, **groups))
     return 0
 
 
@@ -242,13 +243,18 @@ def cmd_study(args) -> int:
     from ..study import StudySpec, run_study
 
     spec = StudySpec.from_file(args.config)
+    try:
+        seeds = names_list(args.seeds, int)
+    except ValueError:
+        raise UsageError(f"--seeds takes integers (e.g. --seeds 1,2), got {' '.join(args.seeds)}") from None
     t0 = time.time()
     run_study(
         spec,
         args.output,
-        datasets=args.datasets,
-        backbones=args.backbones,
-        variants=args.variants,
+        datasets=names_list(args.datasets),
+        backbones=names_list(args.backbones),
+        variants=names_list(args.variants),
+        seeds=seeds,
         verbose=not args.quiet,
         train=not args.report_only,
         write_report=not args.no_report,

@@ -27,6 +27,14 @@ class UsageError(Exception):
     """An expected failure: printed as one line, exit code 2."""
 
 
+def names_list(values, conv=str):
+    """A list flag's values with commas as separators too (``--seeds 1,2`` = ``--seeds 1 2``),
+    converted by ``conv``; None stays None (the flag was not given)."""
+    if values is None:
+        return None
+    return [conv(v) for value in values for v in str(value).split(",") if v.strip()]
+
+
 # ----- Config <-> argparse -----------------------------------------------------------------
 def _none_or(conv):
     def parse(s: str):

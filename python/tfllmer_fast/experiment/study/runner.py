@@ -20,7 +20,7 @@ from ..config import Config
 from ..results import load_results, write_json_atomic
 from ..run import build_run_model, load_run_data, make_run_split, run_experiment, run_summary, save_run
 from .report import collect, render_report
-from .spec import Job, StudySpec, jobs_for, select_setting, setting_tag
+from .spec import Job, StudySpec, baseline_folder, dataset_config, jobs_for, select_setting, setting_tag
 
 
 class DatasetCache:
@@ -119,6 +119,8 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
         run = run_experiment(
             c, data=cache.data, split=cache.split, item_table=table, output_dir=out, resume=True, projection=projection
         )
+        # The dataset's study name (its label in the report), and where the data came from.
+        run.results["dataset"] = study_dataset_block(job.dataset, run.results["dataset"])
         save_run(run, out, plot=False)
         if verbose:
             print(run_summary(run))
@@ -133,6 +135,41 @@ def _run_job(job: Job, cache: DatasetCache, verbose: bool) -> dict:
     return results
 
 
+def study_dataset_block(ds, block: dict) -> dict:
+    """A results record's ``dataset`` block under the study's name for the dataset
+    (``source``: the name the data loader gave it, e.g. a folder's name)."""
+    return {"name": ds.name, "source": block.get("name"), **{k: v for k, v in block.items() if k != "name"}}
+
+
+def run_baselines(spec: StudySpec, ds, cache, root: Path, names, verbose: bool) -> int:
+    """Evaluate the dataset's baselines that have no results yet; returns how many ran."""
+    from ..baselines import run_baseline
+
+    done = 0
+    for name in names:
+        path = baseline_folder(root, ds, name) / "results.json"
+        if path.exists():
+            continue
+        if name == "llm-knn" and cache.data.embeddings is None:
+            if verbose:
+                print(f"[study] {ds.name}: no item embeddings, so no llm-knn baseline", flush=True)
+            continue
+        if verbose:
+            print(f"[study] {ds.name} baseline {name}", flush=True)
+        res = run_baseline(dataset_config(spec, ds), name, data=cache.data, split=cache.split)
+        res["dataset"] = study_dataset_block(ds, res["dataset"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(res, path)
+        done += 1
+    return done
+
+
+def _check_filter(kind: str, given, known) -> None:
+    unknown = [x for x in given or () if x not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind} {', '.join(map(str, unknown))}: this study has {', '.join(map(str, known))}")
+
+
 def _finished(job: Job) -> bool:
     cond = job.folder / "conditioning.json"
     return (job.folder / "results.json").exists() and cond.exists() and "trained" in json.loads(cond.read_text())
@@ -145,6 +182,7 @@ def run_study(
     datasets=None,
     backbones=None,
     variants=None,
+    seeds=None,
     verbose: bool = True,
     write_report: bool = True,
     train: bool = True,
@@ -153,19 +191,33 @@ def run_study(
     """Run (or resume) the study; return the collected summary and write the report.
 
     ``datasets`` / ``backbones`` / ``variants`` restrict this invocation to a subset (e.g. to
-    run two processes side by side); the report covers every run found finished.
+    run two processes side by side; ``variants`` may name baselines too); the report covers
+    every run found finished. ``seeds``: the seeds of the chosen settings this invocation
+    trains, instead of the study's (new seeds allowed); the selection grid always uses the
+    dataset's first seed in the file and runs (with the baselines) only when ``seeds``
+    holds it, so ``seeds=[1, 2]`` after a finished grid adds those two seeds.
     ``train=False`` only collects finished runs and writes the report.
     ``deadline`` (``time.monotonic()``): no run starts after it; unfinished runs resume
     from their checkpoints on the next call.
     """
+    _check_filter("dataset(s)", datasets, [d.name for d in spec.datasets])
+    _check_filter("backbone(s)", backbones, spec.backbones)
+    _check_filter("variant(s)", variants, [*spec.variants, *spec.baselines])
+    seeds = None if seeds is None else [int(x) for x in seeds]
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    n_trained = 0
+    n_trained = n_baselines = 0
     for ds in spec.datasets:
         if datasets and ds.name not in datasets:
             continue
         cache = None
+        grid_seed_here = seeds is None or ds.seeds[0] in seeds
+        wanted = [b for b in spec.baselines if not variants or b in variants]
+        if train and grid_seed_here and wanted:
+            if not all((baseline_folder(root, ds, b) / "results.json").exists() for b in wanted):
+                cache = DatasetCache(dataset_config(spec, ds))
+                n_baselines += run_baselines(spec, ds, cache, root, wanted, verbose)
         for backbone in spec.backbones:
             if backbones and backbone not in backbones:
                 continue
@@ -174,18 +226,28 @@ def run_study(
                 pending = []
                 for variant in chosen_variants:
                     grid_jobs = jobs_for(spec, ds, backbone, variant, root, False, None)
+                    grid_done = all((j.folder / "results.json").exists() for j in grid_jobs)
                     if stage == "seeds":
-                        if not all((j.folder / "results.json").exists() for j in grid_jobs):
+                        if not grid_done:
+                            if verbose and train and not grid_seed_here:
+                                print(
+                                    f"[study] {ds.name} {backbone} {variant}: its selection grid (seed "
+                                    f"{ds.seeds[0]}) is not finished, so no other seed can run: run the grid "
+                                    f"first (without --seeds, or with seed {ds.seeds[0]} among them)",
+                                    flush=True,
+                                )
                             continue
                         chosen, _ = select_setting(grid_jobs, grid_jobs[0].config.selection_metric)
-                        jobs = jobs_for(spec, ds, backbone, variant, root, True, chosen)
+                        jobs = jobs_for(spec, ds, backbone, variant, root, True, chosen, seeds)
+                    elif not grid_seed_here:
+                        continue
                     else:
                         jobs = grid_jobs
                     pending += [j for j in jobs if not _finished(j)]
                 if not pending or not train:
                     continue
                 if cache is None:  # the dataset's own embeddings, not the variant's
-                    cache = DatasetCache(Config.from_dict({**spec.base, **ds.overrides}))
+                    cache = DatasetCache(dataset_config(spec, ds))
                 for job in pending:
                     if deadline is not None and time.monotonic() > deadline:
                         break
@@ -205,7 +267,8 @@ def run_study(
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
                 "wall_s": elapsed,
                 "runs_trained": n_trained,
-                "filter": {"datasets": datasets, "backbones": backbones, "variants": variants},
+                "baselines_evaluated": n_baselines,
+                "filter": {"datasets": datasets, "backbones": backbones, "variants": variants, "seeds": seeds},
             },
             inv_dir / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(t0))}-{time.time_ns()}-{os.getpid()}.json",
         )

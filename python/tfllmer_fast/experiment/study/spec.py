@@ -17,7 +17,8 @@ A study is described by a TOML/YAML file (see ``studies/``)::
     temperature = [1.0, 0.5]    # pca+norm, tfllmer (normalised scoring)
 
     [[dataset]]
-    name = "beauty"             # label; ``dataset`` defaults to it
+    name = "beauty"             # label; ``dataset`` defaults to it (a relative path is
+                                # resolved against the study file's folder)
     [[dataset]]
     name = "ml-100k"
     max_len = 200               # any other key: a Config override for this dataset
@@ -38,6 +39,8 @@ Protocol: every grid point of a variant is trained with the first seed and the s
 the best **validation** NDCG@10 (the config's ``selection_metric``) is then trained with every
 seed (the first seed's run is the grid run itself). Test metrics are never used to choose.
 Data, split, graphs (one per window) and initial item tables are computed once per dataset.
+The trivial baselines (``[study] baselines``, default all of
+:data:`tfllmer_fast.train.BASELINES`) are evaluated once per dataset, beside every backbone.
 Each run has its own folder (``runs/<dataset>/<backbone>/<variant>/<setting>-seed<k>``): a
 finished run (``results.json``) is skipped, an interrupted one resumes from its checkpoint.
 
@@ -55,6 +58,8 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...data.load import BUILTIN_DATASETS
+from ...train.options import BASELINES
 from ..config import Config, flatten_config, load_config_file
 from ..results import load_results
 
@@ -124,23 +129,31 @@ class StudySpec:
     grid: dict
     datasets: list[DatasetSpec] = field(default_factory=list)
     title: str = "TF-LLMER study"
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
 
     @classmethod
-    def from_dict(cls, d: dict) -> StudySpec:
+    def from_dict(cls, d: dict, base_dir=None) -> StudySpec:
+        """The study of mapping ``d``; ``base_dir``: the folder relative data paths
+        (``dataset``, ``cold_items_from``, and ``embeddings`` files found there) are
+        resolved against (the study file's; None: the current directory)."""
         d = dict(d)
         unknown = set(d) - {"study", "base", "grid", "dataset"}
         if unknown:
             raise ValueError(f"unknown study section(s): {', '.join(sorted(unknown))}")
         st = dict(d.get("study", {}))
-        bad = set(st) - {"backbones", "variants", "seeds", "title"}
+        bad = set(st) - {"backbones", "variants", "seeds", "title", "baselines"}
         if bad:
             raise ValueError(f"unknown [study] key(s): {', '.join(sorted(bad))}")
         variants = list(st.get("variants", list(VARIANTS)))
         for v in variants:
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {list(VARIANTS)}")
+        baselines = list(st.get("baselines", BASELINES))
+        for b in baselines:
+            if b not in BASELINES:
+                raise ValueError(f"unknown baseline {b!r}; choose from {list(BASELINES)}")
         grid = _check_grid(d.get("grid", {}))
-        base = flatten_config(d.get("base", {}))
+        base = _resolve_paths(flatten_config(d.get("base", {})), base_dir)
         seeds = [int(s) for s in st.get("seeds", [0])]
         datasets = []
         for entry in d.get("dataset", []):
@@ -150,8 +163,8 @@ class StudySpec:
             name = str(entry.pop("name"))
             ds_seeds = [int(s) for s in entry.pop("seeds", seeds)]
             ds_grid = {**grid, **_check_grid(entry.pop("grid", {}))}
-            overrides = {"dataset": name, **entry}
-            Config.from_dict({**base, **overrides})  # validate the keys now, not hours later
+            overrides = _resolve_paths({"dataset": name, **flatten_config(entry)}, base_dir)
+            Config.from_dict(_data_fields(base, overrides))  # validate the keys now, not hours later
             datasets.append(DatasetSpec(name, overrides, ds_seeds, ds_grid))
         if not datasets:
             raise ValueError("the study has no [[dataset]]")
@@ -171,11 +184,34 @@ class StudySpec:
             grid=grid,
             datasets=datasets,
             title=str(st.get("title", "TF-LLMER study")),
+            baselines=baselines,
         )
 
     @classmethod
     def from_file(cls, path) -> StudySpec:
-        return cls.from_dict(load_config_file(path))
+        """The study of a TOML/YAML file; relative data paths in it are relative to its folder."""
+        path = Path(path)
+        return cls.from_dict(load_config_file(path), base_dir=path.resolve().parent)
+
+
+def _resolve_paths(fields: dict, base_dir) -> dict:
+    """``dataset`` and ``cold_items_from`` given as relative paths, resolved against
+    ``base_dir``; an ``embeddings`` file too when it is there (a name such as "minilm", or a
+    file of the dataset's own folder, is left to the loader)."""
+    if base_dir is None:
+        return fields
+    base_dir = Path(base_dir)
+    out = dict(fields)
+    for key in ("dataset", "cold_items_from", "embeddings"):
+        v = out.get(key)
+        if not isinstance(v, str) or Path(v).is_absolute():
+            continue
+        if key == "dataset" and v in ("synthetic", *BUILTIN_DATASETS):
+            continue
+        if key == "embeddings" and (v in ("minilm", "feat512") or not (base_dir / v).exists()):
+            continue
+        out[key] = str(base_dir / v)
+    return out
 
 
 def _check_grid(g: dict) -> dict:
@@ -232,17 +268,56 @@ def grid_points(ds: DatasetSpec, variant: str) -> list[dict]:
 
 
 def jobs_for(
-    spec: StudySpec, ds: DatasetSpec, backbone: str, variant: str, root: Path, seeds_stage: bool, chosen: dict | None
+    spec: StudySpec,
+    ds: DatasetSpec,
+    backbone: str,
+    variant: str,
+    root: Path,
+    seeds_stage: bool,
+    chosen: dict | None,
+    seeds: list[int] | None = None,
 ) -> list[Job]:
+    """The runs of a variant: every grid point with the dataset's first seed, or
+    (``seeds_stage``) the ``chosen`` point with every seed (``seeds``, default the dataset's)."""
     jobs = []
     points = [chosen] if seeds_stage else grid_points(ds, variant)
-    seeds = ds.seeds if seeds_stage else ds.seeds[:1]
+    seeds = (ds.seeds if seeds is None else list(seeds)) if seeds_stage else ds.seeds[:1]
     for setting in points:
         for seed in seeds:
             cfg = variant_config(spec, ds, backbone, variant, setting, seed)
             folder = root / "runs" / ds.name / backbone / variant / f"{setting_tag(setting)}-seed{seed}"
             jobs.append(Job(ds, backbone, variant, setting, seed, cfg, folder))
     return jobs
+
+
+def finished_seeds(root: Path, ds: DatasetSpec, backbone: str, variant: str, setting: dict) -> list[int]:
+    """Seeds of a setting's finished runs on disk (any seed, e.g. one given by ``--seeds``)."""
+    folder = root / "runs" / ds.name / backbone / variant
+    tag = setting_tag(setting)
+    out = []
+    for p in folder.glob(f"{tag}-seed*") if folder.is_dir() else []:
+        k = p.name[len(tag) + len("-seed") :]
+        if k.lstrip("-").isdigit() and (p / "results.json").exists():
+            out.append(int(k))
+    return sorted(out)
+
+
+def baseline_folder(root: Path, ds: DatasetSpec, name: str) -> Path:
+    """Where a baseline's results.json lives: ``runs/<dataset>/baselines/<name>``."""
+    return Path(root) / "runs" / ds.name / "baselines" / name
+
+
+def dataset_config(spec: StudySpec, ds: DatasetSpec) -> Config:
+    """The configuration of a dataset row's data (shared by its runs) and of its baselines
+    (its evaluation fields; the first seed). Without embeddings its table is ID-only."""
+    return Config.from_dict({**_data_fields(spec.base, ds.overrides), "seed": ds.seeds[0]})
+
+
+def _data_fields(base: dict, overrides: dict) -> dict:
+    fields = {**base, **overrides}
+    if fields.get("embeddings", "minilm") is None:
+        fields["init"] = "random"
+    return fields
 
 
 def select_setting(jobs: list[Job], metric: str) -> tuple[dict, list[dict]]:
