@@ -1,4 +1,4 @@
-"""The package's shape: imports flow one way (data -> graph -> train -> experiment), the lower
+"""The package's shape: imports flow one way (data -> graph -> train -> serving -> experiment), the lower
 layers stay torch-free, nothing imports the package root from inside, modules stay small, and
 importing the package loads nothing heavy and changes nothing global."""
 
@@ -17,7 +17,7 @@ SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.part
 
 #: a layer may import itself and the layers before it; private helpers (_atomic, ...) and the
 #: compiled core are below every layer; dask/ sits beside train/ (data and graph only).
-LAYERS = ["data", "graph", "train", "experiment"]
+LAYERS = ["data", "graph", "train", "serving", "experiment"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 TORCH_FREE = {"data", "graph"}
 MAX_LINES = 450

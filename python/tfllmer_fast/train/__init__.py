@@ -8,7 +8,7 @@ or the command line (a run configuration is any object with the fields of
 
 from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from .conditioning import conditioning_report, hessian_spectrum
-from .evaluation import EvalData, build_eval_data, evaluate
+from .evaluation import EvalData, build_eval_data, evaluate, float_scores
 from .losses import LOSSES, make_loss
 from .metrics import metrics_from_ranks
 from .models import MODELS, BERT4Rec, GRU4Rec, SASRec, SequentialRecommender, build_model
@@ -35,6 +35,7 @@ __all__ = [
     "conditioning_report",
     "cpu_threads",
     "evaluate",
+    "float_scores",
     "hessian_spectrum",
     "load_checkpoint",
     "make_loss",
