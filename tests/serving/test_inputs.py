@@ -236,14 +236,18 @@ def test_damaged_weights_raise_instead_of_ranking_nan():
         rec.recommend([["1"]])
 
 
-def test_blocks_do_not_change_the_lists():
+def test_blocks_do_not_change_the_lists(monkeypatch):
     """Many users in small blocks (sorted by length, trimmed) give the lists of one block."""
+    from tfllmer_fast.serving import recommender
+
     rec = small(n=30)
     rng = np.random.default_rng(0)
     hist = [[str(i) for i in rng.integers(0, 30, rng.integers(0, 9))] for _ in range(101)]
     one = rec.recommend(hist, k=6)
     rec.batch_size = 7
+    monkeypatch.setitem(recommender.ENCODER_TOKENS, "cpu", 20)  # blocks of 2 to 20 users
     many = rec.recommend(hist, k=6)
+    np.testing.assert_allclose(rec.user_vectors(hist), small(n=30).user_vectors(hist), rtol=1e-6)
     np.testing.assert_array_equal(one.ids, many.ids)
     np.testing.assert_allclose(one.scores, many.scores, rtol=1e-6)
 

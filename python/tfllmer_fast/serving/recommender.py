@@ -16,11 +16,13 @@ from ..train.new_items import model_from_checkpoint
 from ..train.runtime import cpu_threads, resolve_device
 from ._encoder import UserEncoder, input_width, item_vectors
 from ._inputs import KeyMap, as_histories, check_unknown_rule, ids_of, item_set, key_string, unknown_error
-from ._topk import Scorer, mask_rows, top_k
+from ._topk import Scorer, rank_block, top_k
 from .recommendations import Recommendations
 
 #: Largest score block, in floats (128 MiB in float32): the memory bound of every call.
 SCORE_BUDGET = 1 << 25
+#: Most history ids per call of the encoder, by device type.
+ENCODER_TOKENS = {"cpu": 1 << 16, "cuda": 1 << 20}
 
 
 class Recommender:
@@ -40,8 +42,9 @@ class Recommender:
         Where to score (``"auto"``: CUDA when available); default: where the model is. The
         model is moved there.
     batch_size : int, optional
-        Users per block; default 1024 on the CPU, 8192 on a GPU, and at most
-        :data:`SCORE_BUDGET` scores per block, so memory stays bounded for any number of users.
+        Users per block of scores; default 1024 on the CPU, 8192 on a GPU, and at most
+        :data:`SCORE_BUDGET` scores per block, so memory stays bounded for any number of
+        users. The encoder reads blocks of at most :data:`ENCODER_TOKENS` history ids.
     threads : int, optional
         torch's CPU threads during each call (restored after); default: torch's setting.
     """
@@ -172,26 +175,21 @@ class Recommender:
             pos = torch.full((self.n_items,), -1, dtype=torch.long, device=dev)
             pos[cols] = torch.arange(cols.numel(), device=dev)
         seqs = hist.seqs
+        score_rows, col_chunk = self._score_block(scorer.n_cols)
         out_ids = np.full((hist.n_users, width), -1, dtype=np.int64)
         out_scores = np.full((hist.n_users, width), -np.inf, dtype=np.float32)
         with self._session():
-            for users, x in self._blocks(seqs, scorer.n_cols, progress, "recommend"):
-                h = self.model.next_hidden(torch.as_tensor(x, device=dev))
-                _check_finite(h)
-                scores = scorer(h)
-                if exclude_seen:
-                    lens = seqs.lengths[users]
-                    seen = torch.as_tensor(gather_segments(seqs.items, seqs.offsets[users], lens), device=dev).long()
-                    rows = torch.as_tensor(np.repeat(np.arange(users.size), lens), device=dev)
-                    if pos is not None:
-                        seen = pos[seen]
-                        rows, seen = rows[seen >= 0], seen[seen >= 0]
-                    mask_rows(scores, rows, seen)
-                vals, c = top_k(scores, width)
-                got = (c if cols is None else cols[c]).cpu().numpy()
-                vals = vals.cpu().numpy()
-                got[~np.isfinite(vals)] = -1
-                out_ids[users], out_scores[users] = got, vals
+            for users, x in self._blocks(seqs, progress, "recommend"):
+                hidden = self.model.next_hidden(torch.as_tensor(x, device=dev))
+                _check_finite(hidden)
+                for a in range(0, users.size, score_rows):
+                    part = users[a : a + score_rows]
+                    seen = self._seen(seqs, part, pos) if exclude_seen else None
+                    vals, c = rank_block(scorer, hidden[a : a + score_rows], width, seen, col_chunk)
+                    got = (c if cols is None else cols[c]).cpu().numpy()
+                    vals = vals.cpu().numpy()
+                    got[~np.isfinite(vals)] = -1
+                    out_ids[part], out_scores[part] = got, vals
         return self._result(
             out_ids, out_scores, hist.users, hist.n_unknown, int((seqs.lengths == 0).sum()), n_unk_items, n_unk_excl
         )
@@ -257,7 +255,7 @@ class Recommender:
         dim = self.vector_dim
         out = np.zeros((hist.n_users, dim), dtype=np.float32)
         with self._session():
-            for users, x in self._blocks(hist.seqs, dim, False, "user vectors"):
+            for users, x in self._blocks(hist.seqs, False, "user vectors"):
                 u = enc(torch.as_tensor(x - 1, device=self.device))
                 _check_finite(u)
                 out[users] = u.cpu().numpy()
@@ -323,27 +321,63 @@ class Recommender:
             )
         return None, torch.as_tensor(banned, device=dev), n_unk_items, n_unk_excl
 
-    def _block_size(self, n_cols: int) -> int:
-        cap = self.batch_size or (1024 if self.device.type == "cpu" else 8192)
-        return max(1, min(cap, SCORE_BUDGET // max(1, n_cols)))
+    def _score_block(self, n_cols: int) -> tuple[int, int]:
+        """(users, candidate columns) per block of scores, at most :data:`SCORE_BUDGET`.
 
-    def _blocks(self, seqs, n_cols: int, progress, what: str):
+        Small blocks of users keep a block of scores in the cache for catalogues of some ten
+        thousand items; a large catalogue is scored in column chunks against larger blocks
+        of users instead, so the item table is read once per block, not once per few users."""
+        gpu = self.device.type != "cpu"
+        rows = self.batch_size or (8192 if gpu else 256)
+        if rows * n_cols <= SCORE_BUDGET:
+            return rows, n_cols
+        if self.batch_size is None:
+            rows = 8192 if gpu else 1024
+        return rows, max(1, SCORE_BUDGET // rows)
+
+    def _blocks(self, seqs, progress, what: str):
         """(users, right-aligned shifted ids) blocks of the users with a non-empty history,
-        by history length (each block as wide as its longest read history)."""
+        by history length, each as wide as its longest read history and holding at most
+        :data:`ENCODER_TOKENS` ids (fewer, larger calls of the encoder: on the CPU its cost
+        is mostly per operation, not per item)."""
         lengths = seqs.lengths
         nonempty = np.flatnonzero(lengths > 0)
         order = nonempty[np.argsort(lengths[nonempty], kind="stable")]
-        bs = self._block_size(n_cols)
-        max_len = self.model.max_len
-        starts = range(0, order.size, bs)
+        take = np.minimum(lengths[order], self.model.max_len)
+        budget = ENCODER_TOKENS["cpu" if self.device.type == "cpu" else "cuda"]
+        bar = None
         if progress is not False and order.size:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc=what, unit="block", disable=None if progress is None else not progress)
-        for a in starts:
-            users = order[a : a + bs]
-            take = np.minimum(lengths[users], max_len)
-            yield users, right_aligned_rows(seqs, users, lengths[users] - take, take, int(take.max()))
+            bar = tqdm(
+                total=int(order.size), desc=what, unit="user", disable=None if progress is None else not progress
+            )
+        a, n = 0, order.size
+        try:
+            while a < n:
+                lo, hi = a + 1, n  # the largest block end whose ids fit the budget (widths ascend)
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    lo, hi = (mid, hi) if (mid - a) * int(take[mid - 1]) <= budget else (lo, mid - 1)
+                users, t = order[a:lo], take[a:lo]
+                yield users, right_aligned_rows(seqs, users, lengths[users] - t, t, int(t[-1]))
+                if bar is not None:
+                    bar.update(users.size)
+                a = lo
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _seen(self, seqs, users, pos):
+        """(rows, candidate columns) of the history items of ``users``."""
+        lens = seqs.lengths[users]
+        dev = self.device
+        seen = torch.as_tensor(gather_segments(seqs.items, seqs.offsets[users], lens), device=dev).long()
+        rows = torch.as_tensor(np.repeat(np.arange(users.size), lens), device=dev)
+        if pos is not None:  # candidates restricted: columns are positions in the candidate set
+            seen = pos[seen]
+            rows, seen = rows[seen >= 0], seen[seen >= 0]
+        return rows, seen
 
     @contextmanager
     def _session(self):
@@ -351,7 +385,7 @@ class Recommender:
         self.model.eval()
         threads = cpu_threads(self.threads) if self.threads else nullcontext()
         try:
-            with threads, torch.no_grad():
+            with threads, torch.inference_mode():
                 yield
         finally:
             self.model.train(was)
