@@ -255,3 +255,11 @@ def test_blocks_do_not_change_the_lists(monkeypatch):
 def test_keymap_integer_folding_only_for_integer_catalogues():
     assert KeyMap(["1", "2", "30"]).lookup(["01", "030", "x"]).tolist() == [0, 2, -1]
     assert KeyMap(["1", "2", "b"]).lookup(["01"]).tolist() == [-1]
+
+
+def test_a_progress_bar_on_request(capsys):
+    rec = small()
+    rec.recommend([["1"], ["2", "3"]], k=2, progress=True)
+    assert "recommend" in capsys.readouterr().err
+    rec.recommend([["1"]], k=2)
+    assert capsys.readouterr().err == ""
