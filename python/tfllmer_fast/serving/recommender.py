@@ -42,9 +42,11 @@ class Recommender:
         Where to score (``"auto"``: CUDA when available); default: where the model is. The
         model is moved there.
     batch_size : int, optional
-        Users per block of scores; default 1024 on the CPU, 8192 on a GPU, and at most
-        :data:`SCORE_BUDGET` scores per block, so memory stays bounded for any number of
-        users. The encoder reads blocks of at most :data:`ENCODER_TOKENS` history ids.
+        Users per block of scores; default 256 on the CPU (a block of scores of a catalogue
+        of ten thousand items stays in the cache), 8192 on a GPU; at most
+        :data:`SCORE_BUDGET` scores per block (larger catalogues are scored in column
+        chunks), so memory stays bounded for any number of users and items. The encoder
+        reads blocks of at most :data:`ENCODER_TOKENS` history ids.
     threads : int, optional
         torch's CPU threads during each call (restored after); default: torch's setting.
     """
@@ -60,7 +62,9 @@ class Recommender:
         if len(keys) != n:
             raise ValueError(f"{len(keys)} item keys for a model of {n} items")
         self._keys = KeyMap(keys)
-        if batch_size is not None and (isinstance(batch_size, bool) or int(batch_size) < 1):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.threads = threads
@@ -153,7 +157,7 @@ class Recommender:
             Keys the model does not know: dropped and counted (``n_unknown``,
             ``n_unknown_items``, ``n_unknown_exclude``), or a ValueError naming them.
         progress : bool or None
-            A progress bar over the blocks (``None``: when stderr is a terminal).
+            A progress bar over the users (``None``: when stderr is a terminal).
 
         Returns
         -------
