@@ -4,9 +4,10 @@ Pipeline: interaction logs -> item co-occurrence graph -> graph Laplacian; LLM i
 embeddings -> L2 normalisation -> Rec-PCA -> item table of a sequential backbone.
 
 Layers, imports flowing one way: :mod:`.data` -> :mod:`.graph` (no torch) -> :mod:`.train`
-(torch) -> :mod:`.experiment` (config, run, study, CLI). This façade loads nothing until a
-name is used: ``import tfllmer_fast`` imports neither torch nor matplotlib and changes no
-environment variable, no global setting of any library.
+(torch) -> :mod:`.serving` (recommend, export) -> :mod:`.experiment` (config, run, study,
+CLI). This façade loads nothing until a name is used: ``import tfllmer_fast`` imports
+neither torch nor matplotlib and changes no environment variable, no global setting of any
+library.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ _EXPORTS = {
     "metrics_from_ranks": ".train",
     "hessian_spectrum": ".train",
     "conditioning_report": ".train",
+    # serving
+    "Recommender": ".serving",
     # experiments
     "Config": ".experiment.config",
     "run_experiment": ".experiment.run",
@@ -115,6 +118,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         laplacian,
         normalize_embeddings,
     )
+    from .serving import Recommender
     from .train import (
         BERT4Rec,
         GRU4Rec,

@@ -20,7 +20,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(["BASELINES", "make_baseline"], ".baselines"),
     **dict.fromkeys(["conditioning_report", "hessian_spectrum"], ".conditioning"),
-    **dict.fromkeys(["EvalData", "Evaluator", "build_eval_data", "evaluate"], ".evaluation"),
+    **dict.fromkeys(["EvalData", "Evaluator", "build_eval_data", "evaluate", "float_scores"], ".evaluation"),
     **dict.fromkeys(["make_loss"], ".losses"),
     **dict.fromkeys(["metrics_from_ranks"], ".metrics"),
     **dict.fromkeys(["MODELS", "BERT4Rec", "GRU4Rec", "SASRec", "SequentialRecommender", "build_model"], ".models"),
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .baselines import BASELINES, make_baseline
     from .checkpoint import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
     from .conditioning import conditioning_report, hessian_spectrum
-    from .evaluation import EvalData, Evaluator, build_eval_data, evaluate
+    from .evaluation import EvalData, Evaluator, build_eval_data, evaluate, float_scores
     from .losses import make_loss
     from .metrics import metrics_from_ranks
     from .models import MODELS, BERT4Rec, GRU4Rec, SASRec, SequentialRecommender, build_model

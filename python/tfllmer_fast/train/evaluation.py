@@ -158,7 +158,7 @@ def evaluate(
             h = h.float()
             tgt = data.targets[users]
             if protocol == "full":
-                scores = _float_scores(model, h, None)
+                scores = float_scores(model, h, None)
                 tscore = scores.gather(1, tgt.unsqueeze(1)).squeeze(1)
                 if mask_history:
                     lo, hi = data.hist_offsets[users], data.hist_offsets[users + 1]
@@ -175,7 +175,7 @@ def evaluate(
             else:
                 neg = _sample_negatives(data, users, n_negatives, gen)
                 cand = torch.cat([tgt.unsqueeze(1), neg], dim=1)
-                scores = _float_scores(model, h, cand)
+                scores = float_scores(model, h, cand)
                 ranks = target_ranks(scores[:, 1:], scores[:, 0])
             part = metric_sums(ranks, ks)
             sums = part if sums is None else {k: sums[k] + v for k, v in part.items()}
@@ -307,7 +307,9 @@ class Evaluator:
         return out
 
 
-def _float_scores(model, h, items):
-    # Scores in float32 even under AMP: ranks are sensitive to rounding ties.
+def float_scores(model, h, items=None):
+    """``model.score(h, items)`` in float32 with autocast off, as every ranking of the
+    package computes it (under AMP only the encoder runs in low precision: ranks are
+    sensitive to rounding ties)."""
     with torch.autocast(h.device.type, enabled=False):
         return model.score(h, items).float()

@@ -3,7 +3,9 @@
 Subcommands: ``graph`` (training co-occurrence graph -> .npz), ``reduce`` (normalise +
 Rec-PCA -> Z and the projection, .npz), ``train`` (one configuration, optionally from a
 saved item table), ``run`` (the whole pipeline), ``evaluate`` (a saved checkpoint),
-``compare`` (tabulate results), ``study`` (a grid from a file). With no arguments: the demo,
+``compare`` (tabulate results), ``study`` (a grid from a file), ``add-items`` (rows for new
+items), ``recommend`` (top-k lists for a file of histories) and ``export`` (ONNX encoder +
+item vectors for a serving stack). With no arguments: the demo,
 ``run --preset quick`` on the built-in synthetic catalogue.
 
 Each subcommand shows only the :class:`~tfllmer_fast.experiment.config.Config` fields it
@@ -27,6 +29,7 @@ import warnings
 from ..config import PRESETS
 from . import commands
 from .flags import COMMAND_FIELDS, UsageError, add_config_flags, config_from_args, npz_path
+from .serving_commands import add_serving_parsers
 
 __all__ = ["UsageError", "build_parser", "config_from_args", "console_main", "main", "npz_path"]
 
@@ -177,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no per-run output")
     s.add_argument("--budget-s", type=float, help="start no run after this many seconds (resume later)")
     s.set_defaults(func=commands.cmd_study)
+    add_serving_parsers(sub)
     for sp in sub.choices.values():  # after the command too: `tfllmer-fast run ... --debug`
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks of errors")
     return p
