@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +185,7 @@ class Trainer:
 
     def _threads(self):
         t = self.config.threads
-        return cpu_threads(t) if t is not None else nullcontext(torch.get_num_threads())
+        return cpu_threads(t if t is not None else torch.get_num_threads())
 
     @property
     def selection_protocol(self) -> str:
