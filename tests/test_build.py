@@ -98,3 +98,16 @@ def test_asking_for_a_build_that_is_not_installed_names_those_that_are():
     assert out.returncode != 0
     assert "TFLLMER_CORE_TARGET='x86-64-v9'" in out.stderr
     assert _cpu.available_targets()[0] in out.stderr
+
+
+def test_torch_s_openmp_runtime_is_found_without_importing_torch():
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        with pytest.raises(ImportError, match="apt-get install libgomp1"):
+            _cpu.load_openmp_runtime()
+        return
+    before = "torch" in sys.modules
+    path = _cpu.load_openmp_runtime()
+    assert path.endswith("libgomp.so.1") and os.path.isfile(path)
+    assert ("torch" in sys.modules) == before

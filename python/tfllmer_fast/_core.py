@@ -5,6 +5,14 @@ gets the extension itself."""
 import importlib
 import sys
 
-from ._cpu import select
+from ._cpu import load_openmp_runtime, select
 
-sys.modules[__name__] = importlib.import_module(f".{select(__package__)}", __package__)
+_name = f".{select(__package__)}"
+try:
+    _module = importlib.import_module(_name, __package__)
+except ImportError as e:
+    if "libgomp" not in str(e):
+        raise
+    load_openmp_runtime()
+    _module = importlib.import_module(_name, __package__)
+sys.modules[__name__] = _module

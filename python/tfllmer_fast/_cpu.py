@@ -10,8 +10,10 @@ set) asks for one build by name, e.g. to compare them.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
+from pathlib import Path
 
 #: build targets, best first (the names CMake's TFLLMER_TARGETS uses)
 TARGETS = ("native", "x86-64-v4", "x86-64-v3", "x86-64-v2", "x86-64", "generic")
@@ -88,3 +90,21 @@ def select(package: str = "tfllmer_fast") -> str:
     # A source build needs no CPU probe: it is the only module and made for this CPU.
     flags = frozenset() if requested or available[:1] == ["native"] else cpu_flags()
     return module_name(choose_target(available, flags, requested))
+
+
+def load_openmp_runtime() -> str:
+    """Make ``libgomp.so.1`` loadable for a wheel whose core expects the system's (the wheel
+    does not bundle one, so that torch and the core share one OpenMP runtime): load the copy
+    that torch ships, found without importing torch. Returns its path; ImportError when
+    there is none."""
+    spec = importlib.util.find_spec("torch")
+    folders = (spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "lib" / "libgomp.so.1"
+        if path.is_file():
+            ctypes.CDLL(str(path))  # the loader then resolves the core's libgomp.so.1 to it
+            return str(path)
+    raise ImportError(
+        "tfllmer_fast's compiled core needs the GNU OpenMP runtime libgomp.so.1: install it "
+        "(Debian/Ubuntu: apt-get install libgomp1; Fedora: dnf install libgomp) or torch, which ships one"
+    )
