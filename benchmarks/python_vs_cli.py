@@ -90,19 +90,23 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     times: dict[str, list[float]] = {"python": [], "cli": []}
+    paired: list[float] = []  # per round: median python epoch / median cli epoch (same load)
     metrics: dict[str, list] = {"python": [], "cli": []}
     load0 = os.getloadavg()[0]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.rounds):
                 order = ("python", "cli") if r % 2 == 0 else ("cli", "python")
+                this_round = {}
                 for entry in order:
                     res = run_once(entry, args, env, Path(tmp))
+                    this_round[entry] = statistics.median(res["epoch_s"])
                     times[entry] += res["epoch_s"]
                     metrics[entry].append(res["test"])
                     row = {"label": args.label, "round": r, "entry": entry, "busy": args.busy}
                     row |= {"epoch_s": [round(t, 2) for t in res["epoch_s"]], "load1": os.getloadavg()[0]}
                     print(json.dumps(row), flush=True)
+                paired.append(this_round["python"] / this_round["cli"])
     finally:
         for p in busy:
             p.kill()
@@ -114,6 +118,7 @@ def main(argv=None) -> int:
         "median_epoch_s_python": round(med["python"], 2),
         "median_epoch_s_cli": round(med["cli"], 2),
         "ratio_python_over_cli": round(med["python"] / med["cli"], 3),
+        "median_paired_ratio": round(statistics.median(paired), 3),
         "same_metrics": all(m == metrics["python"][0] for m in metrics["python"] + metrics["cli"]),
         "load1_start": load0,
         "load1_end": os.getloadavg()[0],

