@@ -1,5 +1,6 @@
-// The private extension tfllmer_fast._core: argument conversion only; kernels live in the
-// other files of cpp/ and each concept registers its own functions.
+// The private extension tfllmer_fast._core (built once per target CPU level): argument
+// conversion only; kernels live in the other files of cpp/ and each concept registers its
+// own functions.
 #include <pybind11/pybind11.h>
 #include <omp.h>
 
@@ -13,6 +14,7 @@ namespace py = pybind11;
 void register_cooccurrence(py::module_& m);
 void register_cooccurrence_partial(py::module_& m);
 void register_recpca(py::module_& m);
+void register_openmp(py::module_& m);
 
 namespace {
 
@@ -43,15 +45,19 @@ py::dict build_info() {
     info["openmp_max_threads"] = omp_get_max_threads();
     info["compiler"] = __VERSION__;
     info["simd"] = simd_flags();
+    info["target"] = TFLLMER_TARGET;
     return info;
 }
 
 }  // namespace
 
-PYBIND11_MODULE(_core, m) {
+// One module per build target (_core_native, _core_x86_64_v3, ...); tfllmer_fast/_core.py
+// loads the best one the CPU runs.
+PYBIND11_MODULE(TFLLMER_MODULE_NAME, m) {
     m.doc() = "tfllmer_fast compiled kernels (private; use the tfllmer_fast package)";
     m.def("build_info", &build_info, "Versions of Eigen, Spectra and OpenMP this module was built with");
     register_cooccurrence(m);
     register_cooccurrence_partial(m);
     register_recpca(m);
+    register_openmp(m);
 }

@@ -1,10 +1,10 @@
-"""Small deterministic inputs for the training-stack tests (no data files needed)."""
+"""Small deterministic inputs for the training-stack tests (no data files needed). torch is
+imported only by the helpers that train: the torch-free layers' tests use this module too."""
 
 import numpy as np
 import pytest
 
 from tfllmer_fast.data.sequences import Sequences
-from tfllmer_fast.experiment.run import run_experiment
 
 
 def cyclic_sequences(n_users=64, n_items=30, step=3, min_len=4, max_len=14, seed=0):
@@ -28,6 +28,7 @@ def random_sequences(n_users=50, n_items=25, min_len=3, max_len=12, seed=0):
 def run_interrupted(cfg, data, output_dir, after_epoch: int) -> None:
     """Run ``cfg`` into ``output_dir`` and break it off (an exception from the epoch
     callback) right after epoch ``after_epoch``: its checkpoint is what a crash leaves."""
+    from tfllmer_fast.experiment.run import run_experiment
 
     class Interrupt(Exception):
         pass

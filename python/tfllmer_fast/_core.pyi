@@ -7,7 +7,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 def build_info() -> dict[str, Any]:
-    """version, eigen, spectra, openmp, compiler, simd (str) and openmp_max_threads (int)."""
+    """version, eigen, spectra, openmp, compiler, simd, target (str) and openmp_max_threads (int)."""
 
 # --- cooccurrence (register_cooccurrence.cpp) ---
 # offsets and items are converted to C-contiguous int64 / int32 arrays when that needs no
@@ -169,3 +169,14 @@ def csr_max_asymmetry(
     data: NDArray[np.float32] | NDArray[np.float64],
     n_threads: int,
 ) -> float: ...
+
+# --- the OpenMP runtime (register_openmp.cpp) ---
+class IdleTeam:
+    """A parked thread owning ``workers`` sleeping OpenMP threads (openmp_idle.hpp)."""
+
+    def __init__(self, workers: int) -> None: ...
+    def release(self) -> None: ...
+    @property
+    def workers(self) -> int: ...
+
+def openmp_library() -> str: ...

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -264,7 +263,8 @@ class Evaluator:
         from .runtime import cpu_threads
 
         e = self.options
-        with cpu_threads(self.threads) if self.threads is not None else nullcontext():
+        # Always through cpu_threads: it also keeps idle OpenMP threads asleep while ranking.
+        with cpu_threads(self.threads if self.threads is not None else torch.get_num_threads()):
             return evaluate(
                 self.model,
                 self.data(which),

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .._openmp import passive_waits
+
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU. Anything else goes to ``torch.device``;
@@ -51,13 +53,15 @@ def cpu_threads(threads: int | None):
     """torch's CPU thread count inside the block (``None``: all cores), restored after.
 
     Yields the count in force. torch's setting is process-wide, so a library call that
-    changed it for good would change the caller's own torch work."""
+    changed it for good would change the caller's own torch work. Idle OpenMP threads sleep
+    inside the block (:func:`~tfllmer_fast._openmp.passive_waits`)."""
     before = torch.get_num_threads()
     n = threads or os.cpu_count() or 1
     if n != before:
         torch.set_num_threads(n)
     try:
-        yield n
+        with passive_waits(n):
+            yield n
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,7 +180,7 @@ class Trainer:
 
     def _threads(self):
         t = self.options.threads
-        return cpu_threads(t) if t is not None else nullcontext(torch.get_num_threads())
+        return cpu_threads(t if t is not None else torch.get_num_threads())
 
     @property
     def selection_protocol(self) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
-import os
 import sys
 import warnings
 
@@ -263,11 +262,9 @@ def main(argv=None) -> int:
 
 
 def console_main() -> None:
-    """The ``tfllmer-fast`` script. This process is the CLI's own, so it may set OpenMP's
-    wait policy: passive waiting keeps the C++ kernels' idle threads from spinning on the
-    cores that torch needs next (5-10x slower mixed workloads on small machines). Set before
-    libgomp loads; an explicit OMP_WAIT_POLICY wins."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """The ``tfllmer-fast`` script. It leaves the environment alone: the library keeps
+    OpenMP's idle threads asleep while torch trains or evaluates (``tfllmer_fast._openmp``),
+    for the CLI and for Python callers alike."""
     sys.exit(main())
 
 
