@@ -130,9 +130,8 @@ def _gram_job(
     scatter, client, X, graph, lam, laplacian, normalize, center, n_threads, hub_fraction, split_every, n_workers, fault
 ) -> dict:
     """M across the workers for checked arguments (see :func:`recpca_gram`)."""
-    from ..graph.normalization import inverse_norms, warn_zero_rows
     from ..graph.operators import inv_sqrt_degrees
-    from ..graph.recpca_problem import operator_norm_bound
+    from ..graph.recpca_problem import operator_norm_bound, row_scaling
 
     if isinstance(graph, GraphBlocks):
         bounds = list(graph.bounds)
@@ -171,13 +170,7 @@ def _gram_job(
         t0, s0 = np.full(n, 1.0 - lam), inv_sqrt_degrees(deg)
     else:
         t0, s0 = 1.0 - lam * deg, np.ones(n)
-    if normalize:
-        r = inverse_norms(norms)
-        zero_rows = np.flatnonzero(norms == 0)
-        warn_zero_rows(zero_rows, n)
-    else:
-        r = np.ones(n)
-        zero_rows = np.zeros(0, np.int64)
+    r, zero_rows = row_scaling(norms, normalize)
     t, s = t0 * r * r, s0 * r
     if center:
         s0_f = scatter(s0, broadcast=True)

@@ -169,6 +169,17 @@ def operator_norm_bound(kind: str, lam: float, max_degree: float) -> float:
     return max(1.0, lam * top - 1.0)
 
 
+def row_scaling(norms: np.ndarray, normalize: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The factor of every row of X (``1 / ||x_i||`` with ``normalize``, zero rows staying
+    zero and reported; else 1) and the zero rows."""
+    n = norms.shape[0]
+    if not normalize:
+        return np.ones(n), np.zeros(0, dtype=np.int64)
+    zero_rows = np.flatnonzero(norms == 0)
+    warn_zero_rows(zero_rows, n)
+    return inverse_norms(norms), zero_rows
+
+
 def gram_problem(
     Xa: np.ndarray, G: sp.csr_array, lam: float, laplacian_kind: str, normalize: bool, center: bool, n_threads: int
 ) -> GramProblem:
@@ -176,13 +187,7 @@ def gram_problem(
     n = Xa.shape[0]
     t0, s0 = shifted_operator(G, laplacian_kind, lam)
     norms = checked_row_norms(Xa, "X", n_threads)  # also the NaN/Inf check of X
-    if normalize:
-        r = inverse_norms(norms)
-        zero_rows = np.flatnonzero(norms == 0)
-        warn_zero_rows(zero_rows, n)
-    else:
-        r = np.ones(n)
-        zero_rows = np.zeros(0, dtype=np.int64)
+    r, zero_rows = row_scaling(norms, normalize)
     t, s = t0 * r * r, s0 * r
     if center:
         u = t0 + lam * s0 * (G @ s0)  # T 1, with T = I - lam L on the raw graph
