@@ -8,11 +8,13 @@ thread is less disturbed by a shared machine.
 
     python benchmarks/portable_vs_native.py \\
         --build native=.venv/bin/python \\
-        --build wheel-v4=/tmp/w/clean/bin/python:x86-64-v4 \\
-        --build wheel-v3=/tmp/w/clean/bin/python:x86-64-v3 \\
-        --build wheel-base=/tmp/w/clean/bin/python:x86-64
+        --build wheel-v4=WHEEL_VENV/bin/python:x86-64-v4 \\
+        --build wheel-v3=WHEEL_VENV/bin/python:x86-64-v3 \\
+        --build wheel-base=WHEEL_VENV/bin/python:x86-64
 
-Prints one JSON line per measurement, then one summary line per build.
+``WHEEL_VENV`` is a virtual environment with the portable wheel installed (see
+``benchmarks/wheel_smoke.sh``). Prints one JSON line per measurement, then one summary line
+per build.
 """
 
 from __future__ import annotations
