@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import numpy as np
@@ -303,3 +304,31 @@ def test_compile_is_off_on_the_cpu():
     t = make_trainer(c, build_run_model(c, split.n_items), split, device="cpu")
     assert t._next_hidden == t.model.next_hidden
     assert c.fingerprint() == _cfg().fingerprint()  # an execution detail, not the trajectory
+
+
+def test_resume_on_another_catalogue_is_refused(tmp_path):
+    # Same number of items, other keys: the checkpoint's rows would be given to other items.
+    seqs = random_sequences(n_users=30, n_items=20, seed=1)
+    run_experiment(_cfg(epochs=1), data=Dataset("toy", seqs, None, None), output_dir=tmp_path)
+    relabelled = dataclasses.replace(seqs, item_ids=np.array([f"sku-{i}" for i in range(20)]))
+    with pytest.raises(CheckpointError, match="another catalogue.*--no-resume"):
+        run_experiment(_cfg(epochs=2), data=Dataset("toy", relabelled, None, None), output_dir=tmp_path)
+
+
+def test_a_trainer_of_the_library_resumes_only_the_model_it_saved(tmp_path):
+    from tfllmer_fast.train import ModelOptions, Trainer, TrainOptions, build_model
+
+    split = _tiny_split()
+    options = TrainOptions(epochs=1, batch_size=8, progress=False)
+    path = tmp_path / "checkpoint.pt"
+    Trainer(build_model(ModelOptions(hidden=16, max_len=6), split.n_items), split, options, checkpoint_path=path).fit()
+    # Another architecture under the same training options: its own fingerprint says so.
+    other = build_model(ModelOptions(hidden=32, max_len=6), split.n_items)
+    with pytest.raises(ValueError, match="hidden: 16 -> 32"):
+        Trainer(other, split, options.replace(epochs=2), checkpoint_path=path).fit()
+    # A model the checkpoint does not fit, under the checkpoint's own identity: the
+    # tensors' mismatch is named rather than torch's list of them.
+    st = load_checkpoint(path)
+    identity = {"config": st["config"], "fingerprint": st["fingerprint"]}
+    with pytest.raises(CheckpointError, match="does not fit this model.*another architecture"):
+        Trainer(other, split, options.replace(epochs=2), checkpoint_path=path, identity=identity).fit()

@@ -84,7 +84,7 @@ def checkpoint_n_items(st: dict) -> int:
     items = st.get("items")
     if items and "n_items" in items:
         return int(items["n_items"])
-    state = st["best_state"] or st["model"]
+    state = st.get("best_state") or st["model"]
     if "item_emb.base" in state:
         return int(state["item_emb.base"].shape[0] - 1)
     w = state["item_emb.weight"]
@@ -94,12 +94,7 @@ def checkpoint_n_items(st: dict) -> int:
 def checkpoint_model_options(st: dict) -> tuple[ModelOptions, ItemTableOptions]:
     """The architecture and item table a checkpoint's model was built with."""
     cfg = st["config"]
-    table = ItemTableOptions(
-        mode=cfg.get("item_table_mode", cfg.get("item_table", "free")),
-        delta_l2=cfg.get("delta_l2", 0.0),
-        delta_bound=cfg.get("delta_bound"),
-    )
-    return ModelOptions.from_mapping(cfg), table
+    return ModelOptions.from_mapping(cfg), ItemTableOptions.from_mapping(cfg)
 
 
 def model_from_checkpoint(st: dict, *, best: bool = True):
@@ -109,5 +104,19 @@ def model_from_checkpoint(st: dict, *, best: bool = True):
 
     options, table = checkpoint_model_options(st)
     model = build_model(options, checkpoint_n_items(st), table)
-    model.load_state_dict((st.get("best_state") if best else None) or st["model"])
+    load_model_state(model, (st.get("best_state") if best else None) or st["model"], "checkpoint")
     return model.eval()
+
+
+def load_model_state(model, state: dict, what: str) -> None:
+    """``model.load_state_dict(state)``, a mismatch (another architecture or catalogue size)
+    being a CheckpointError that says so rather than torch's list of tensors."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = next((line.strip() for line in first[1:] if line.strip()), first[0] if first else "")
+        raise CheckpointError(
+            f"the {what} does not fit this model ({detail}): it was trained with another architecture or "
+            "catalogue; use the model's own configuration and data"
+        ) from None

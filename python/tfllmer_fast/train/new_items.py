@@ -37,6 +37,7 @@ from ..graph.item_table import apply_projection
 from .checkpoint import checkpoint_n_items
 from .evaluation import group_metrics
 from .item_tables import item_table_mode
+from .options import ItemTableOptions
 
 ROW_METHODS = ("projection", "aligned", "random")
 #: Ridge strengths tried, relative to the mean diagonal of the centred Gram matrix.
@@ -277,7 +278,7 @@ def add_items(st: dict, X, ids=None, *, method: str = "projection", seed: int = 
     frozen = "item_emb.base" in state
     if frozen and method == "aligned":
         raise ValueError(
-            f"this checkpoint's item table is {cfg.get('item_table_mode', cfg.get('item_table'))!r}: it was "
+            f"this checkpoint's item table is {ItemTableOptions.from_mapping(cfg).mode!r}: it was "
             "trained in the projected space, so new items take their projected "
             "rows; use method 'projection'"
         )

@@ -145,6 +145,22 @@ class ItemTableOptions(_Options):
     delta_l2: float = 0.0
     delta_bound: float | None = 0.25
 
+    def to_config(self) -> dict:
+        """The fields as a run configuration names them (``item_table_mode``, ``delta_*``)."""
+        return {"item_table_mode": self.mode, "delta_l2": self.delta_l2, "delta_bound": self.delta_bound}
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> ItemTableOptions:
+        """From a saved run configuration (which may call the mode ``item_table``, its name
+        in configurations of earlier versions)."""
+        mode = values.get("item_table_mode", values.get("item_table", "free"))
+        defaults = cls()
+        return cls(
+            mode=mode,
+            delta_l2=values.get("delta_l2", defaults.delta_l2),
+            delta_bound=values.get("delta_bound", defaults.delta_bound),
+        )
+
     def __post_init__(self):
         _choice("item_table_mode", self.mode, ITEM_TABLES)
         for name in ("delta_l2", "delta_bound"):

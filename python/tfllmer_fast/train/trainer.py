@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.sequences import LeaveOneOutSplit
-from .checkpoint import check_fingerprint, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, check_fingerprint, load_checkpoint, load_model_state, save_checkpoint
 from .evaluation import Evaluator
 from .item_tables import after_optimizer_step, item_table_mode, item_table_penalty
 from .losses import input_pairs, make_loss
@@ -90,9 +90,10 @@ class Trainer:
         if int(k) not in evaluation.ks:
             raise ValueError(f"the selection metric {options.selection_metric} needs K={k} among ks {evaluation.ks}")
         self.options, self.evaluation = options, evaluation
+        built = getattr(model, "build_options", {})  # set by build_model
         self.identity = identity or {
-            "config": {**options.to_dict(), **evaluation.to_dict()},
-            "fingerprint": json.dumps(options.trajectory(), sort_keys=True),
+            "config": {**built, **options.to_dict(), **evaluation.to_dict()},
+            "fingerprint": json.dumps({**built, **options.trajectory()}, sort_keys=True),
         }
         self.device = resolve_device(device if device is not None else options.device)
         self.model = model.to(self.device)
@@ -408,7 +409,13 @@ class Trainer:
             return 0
         st = load_checkpoint(p, map_location=self.device, resuming=True)
         check_fingerprint(st, self.identity["fingerprint"], p)
-        self.model.load_state_dict(st["model"])
+        mine, theirs = self.extra_state.get("items"), st.get("items")
+        if mine and theirs and list(mine.get("known_ids", [])) != list(theirs.get("known_ids", [])):
+            raise CheckpointError(
+                f"checkpoint {p} was trained on another catalogue ({len(theirs.get('known_ids', []))} items, "
+                f"the data now has {len(mine.get('known_ids', []))}): use another output folder or --no-resume"
+            )
+        load_model_state(self.model, st["model"], f"checkpoint {p}")
         self.optimizer.load_state_dict(st["optimizer"])
         self.scaler.load_state_dict(st["scaler"])
         self._set_rng_state({k: v.cpu() for k, v in st["rng"].items()})

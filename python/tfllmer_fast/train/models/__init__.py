@@ -41,7 +41,10 @@ def build_model(
         if o.model == "bert4rec":
             kw["mask_ratio"] = o.mask_ratio
         model = MODELS[o.model](n_items, o.hidden, o.max_len, **kw)
-    return configure_item_table(model, item_table or ItemTableOptions())
+    item_table = item_table or ItemTableOptions()
+    # What built the model, for the trainer's checkpoint (a model rebuilt from it must be this one).
+    model.build_options = {**options.to_dict(), **item_table.to_config()}
+    return configure_item_table(model, item_table)
 
 
 __all__ = ["BERT4Rec", "GRU4Rec", "MODELS", "SASRec", "SequentialRecommender", "build_model"]
