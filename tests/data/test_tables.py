@@ -81,6 +81,39 @@ def test_iso_dates_sort_and_ambiguous_dates_need_a_format(tmp_path):
         load_interactions(pd.DataFrame({"user_id": [1], "item_id": [2], "timestamp": [5]}), time_format="%Y")
 
 
+def test_dates_with_utc_offsets_are_compared_on_one_clock(tmp_path):
+    # 10:00+02:00 is 08:00 UTC, before 09:00Z: offsets count, mixed or not.
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 1, 1],
+            "item_id": [7, 8, 9],
+            "timestamp": ["2025-02-07T09:00:00Z", "2025-02-07T10:00:00+02:00", "2025-02-07T09:30:00Z"],
+        }
+    )
+    assert load_interactions(df).to_lists() == [[1, 0, 2]]
+    aware = df.assign(timestamp=pd.to_datetime(df["timestamp"], utc=True).dt.tz_convert("Europe/Berlin"))
+    path = tmp_path / "log.parquet"
+    aware.to_parquet(path)
+    assert load_interactions(path).to_lists() == [[1, 0, 2]]
+
+
+def test_a_named_time_column_must_exist_the_default_may_be_absent():
+    df = pd.DataFrame({"user_id": [1, 1], "item_id": [8, 7], "ts": [2, 1]})
+    assert load_interactions(df).to_lists() == [[1, 0]]  # no "timestamp": row order
+    assert load_interactions(df, time_col="ts").to_lists() == [[0, 1]]
+    with pytest.raises(ValueError, match="time column 'tss' not found.*'ts'"):
+        load_interactions(df, time_col="tss")
+
+
+def test_missing_keys_of_nullable_columns_are_errors():
+    df = pd.DataFrame({"user_id": [1, 2], "item_id": pd.array(["a", pd.NA], dtype="string")})
+    with pytest.raises(ValueError, match="column 'item_id' has missing values.*row 1"):
+        load_interactions(df)
+    ints = pd.DataFrame({"user_id": pd.array([1, None], dtype="Int64"), "item_id": [3, 4]})
+    with pytest.raises(ValueError, match="column 'user_id' .*missing"):
+        load_interactions(ints)
+
+
 def test_item_text_is_joined_to_the_logs_keys(tmp_path):
     table = tmp_path / "items.csv"
     table.write_text("sku,title,brand\n00002,Drill,Acme\n00001,Serum,\n99,Unknown,X\n")

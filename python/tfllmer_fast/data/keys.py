@@ -32,9 +32,9 @@ def typed_keys(values, key_type: str = "auto", name: str = "keys") -> np.ndarray
         return as_key_array(arr, name)
     if arr.dtype.kind not in "OUS":
         return arr
-    missing = [i for i, v in enumerate(arr) if v is None or (isinstance(v, float) and v != v)]
-    if missing:
-        raise ValueError(f"{name} has missing values (empty or NaN), e.g. at row {missing[0]}")
+    missing = np.flatnonzero(_is_missing(arr))
+    if missing.size:
+        raise ValueError(f"{name} has missing values (empty, NaN or NA), e.g. at row {int(missing[0])}")
     text = arr.astype(str).astype(object)
     if key_type == "str" or not text.size:
         return text
@@ -47,6 +47,15 @@ def typed_keys(values, key_type: str = "auto", name: str = "keys") -> np.ndarray
     if key_type == "int":
         raise ValueError(f"{name}: key_type='int' but {uniq[ints.index(False)]!r} is not an integer")
     return text
+
+
+def _is_missing(arr: np.ndarray) -> np.ndarray:
+    """None, NaN and pandas' NA / NaT (nullable columns), elementwise."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return np.fromiter((v is None or (isinstance(v, float) and v != v) for v in arr), bool, arr.size)
+    return np.asarray(pd.isna(arr), bool)
 
 
 def _distinct(text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,8 @@ import numpy as np
 from .keys import typed_keys
 from .sequences import Sequences
 
+#: The time column read when the table has one (any other column named must exist).
+DEFAULT_TIME_COL = "timestamp"
 #: The text of an item when a table has several text columns: joined with this.
 TEXT_SEPARATOR = ". "
 
@@ -22,7 +24,7 @@ def load_interactions(
     path_or_df,
     user_col: str = "user_id",
     item_col: str = "item_id",
-    time_col: str | None = "timestamp",
+    time_col: str | None = DEFAULT_TIME_COL,
     sep: str | None = None,
     *,
     time_format: str | None = None,
@@ -38,8 +40,10 @@ def load_interactions(
     user_col, item_col : str
         Column names of the user and item keys.
     time_col : str or None
-        Column to order each user's events by. If ``None`` or absent from the table, the
-        row order of the table is the chronological order.
+        Column to order each user's events by. If ``None``, or the default ``"timestamp"``
+        and the table has no such column, the row order of the table is the chronological
+        order; another name the table lacks is a ValueError. Dates with a UTC offset
+        (``2025-02-07T10:00:00Z``, tz-aware Parquet columns) are compared in UTC.
     sep : str, optional
         Delimiter; default from the extension (``.tsv``/``.tab`` tab, ``.csv`` comma,
         otherwise sniffed).
@@ -74,6 +78,12 @@ def load_interactions(
     ts = None
     if time_col is not None and time_col in df.columns:
         ts = parse_times(df[time_col], time_col, time_format)
+    elif time_col not in (None, DEFAULT_TIME_COL):
+        # Only the default column may be absent (then row order is the order): a column the
+        # user named and the table lacks is a typo, not a request for row order.
+        raise ValueError(
+            f"time column {time_col!r} not found; the table has {list(df.columns)} (time_col=None: row order)"
+        )
     return Sequences.from_interactions(users, items, ts)
 
 
@@ -84,12 +94,16 @@ def parse_times(column, name: str, time_format: str | None = None):
     if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
         if time_format is not None:
             raise ValueError(f"time_format={time_format!r} given but column {name!r} is not text")
+        if isinstance(column.dtype, pd.DatetimeTZDtype):
+            return column.dt.tz_convert("UTC").dt.tz_localize(None)  # one clock for every row
         return column
     if column.isna().any():
         row = int(np.flatnonzero(column.isna().to_numpy())[0])
         raise ValueError(f"column {name!r} has a missing time at data row {row}")
     fmt = time_format or "ISO8601"
-    parsed = pd.to_datetime(column, format=fmt, errors="coerce")
+    # utc=True: dates with offsets (``...Z``, ``+02:00``, mixed) compare on one clock; dates
+    # without one are taken as UTC.
+    parsed = pd.to_datetime(column, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if bad.size:
         row, value = int(bad[0]), column.iloc[int(bad[0])]
