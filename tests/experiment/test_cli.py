@@ -129,6 +129,21 @@ def test_graph_reduce_then_train_from_the_table(tmp_path, capsys):
     assert (tmp_path / "t" / "results.json").exists()
 
 
+def test_a_bad_item_table_file_is_an_error_line(tmp_path, capsys):
+    import numpy as np
+
+    out = str(tmp_path / "t")
+    truncated = tmp_path / "cut.npz"
+    np.savez(truncated, Z=np.zeros((60, 4)), components=np.zeros((8, 4)), mean=np.zeros(8))
+    truncated.write_bytes(truncated.read_bytes()[:60])
+    without_z = tmp_path / "noz.npz"
+    np.savez(without_z, components=np.zeros((8, 4)), mean=np.zeros(8))
+    for path, message in ((truncated, "zip"), (without_z, "no 'Z' array")):
+        assert main(["train", *TINY, "--item-table", str(path), "--output", out]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tfllmer-fast train: error:") and message in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "argv,epochs,patience",
     [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._npz import open_npz
 from .._validation import check_finite_rows, check_float_matrix
 from .keys import lookup_keys
 
@@ -65,7 +66,7 @@ def load_embeddings(
     if suffix == ".npy":
         emb = np.load(path, mmap_mode=mode, allow_pickle=False)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             names = list(z.keys())
             if key is None:
                 key = names[0] if len(names) == 1 else "embeddings"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._npz import open_npz
 from .keys import typed_keys
 from .sequences import Sequences
 
@@ -234,17 +235,17 @@ def load_new_items(path, *, ids=None, id_col: str = "item_id", text_cols=None):
     if suffix == ".npy":
         emb = np.load(path, allow_pickle=False)
     elif suffix == ".npz":
-        with np.load(path, allow_pickle=False) as z:
+        with open_npz(path) as z:
             if "embeddings" not in z:
                 raise ValueError(f"{path}: no array 'embeddings' (arrays: {list(z.keys())})")
             emb = z["embeddings"]
             has_ids = "ids" in z
         if has_ids:
             try:
-                with np.load(path, allow_pickle=False) as z:
+                with open_npz(path) as z:
                     keys = z["ids"]
             except ValueError:  # an object array (strings saved from pandas, say)
-                with np.load(path, allow_pickle=True) as z:
+                with open_npz(path, allow_pickle=True) as z:
                     keys = z["ids"]
             keys = [str(k) for k in np.asarray(keys).reshape(-1).tolist()]
     elif suffix in (".csv", ".tsv", ".tab", ".parquet", ".pq"):

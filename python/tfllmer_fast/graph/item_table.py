@@ -166,10 +166,10 @@ def table_from_reduction(reduction, scale: str, init_std: float) -> tuple[np.nda
     """The initial table and its projection from a saved reduction (the arrays ``reduce``
     writes: ``Z``, ``components``, ``mean``, ``lam``, ``normalize``): the table at the scale
     the backbone expects, and the projection that maps new items' LLM rows the same way."""
-    Z = np.asarray(reduction["Z"], dtype=np.float64)
-    for key in ("components", "mean"):
+    for key in ("Z", "components", "mean"):
         if key not in reduction:
             raise ValueError(f"the reduction has no {key!r} array: write it with `tfllmer-fast reduce`")
+    Z = np.asarray(reduction["Z"], dtype=np.float64)
     if Z.ndim != 2 or Z.shape[1] != np.asarray(reduction["components"]).shape[1]:
         raise ValueError(f"the reduction's Z has shape {Z.shape}, its components {np.shape(reduction['components'])}")
     factor = 1.0

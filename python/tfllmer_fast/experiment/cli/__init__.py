@@ -24,6 +24,7 @@ import functools
 import logging
 import sys
 import warnings
+from zipfile import BadZipFile
 
 from ..config import PRESETS
 from . import commands
@@ -251,7 +252,8 @@ def main(argv=None) -> int:
         hint = f" (run again with --output {out} to resume)" if out is not None else ""
         print(f"\ninterrupted{hint}", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, TypeError, OSError, ImportError, ArithmeticError) as e:
+    # BadZipFile / EOFError: a truncated or foreign .npz given as input.
+    except (UsageError, ValueError, TypeError, OSError, ImportError, ArithmeticError, BadZipFile, EOFError) as e:
         if getattr(args, "debug", False):
             raise
         print(f"tfllmer-fast {args.command}: error: {_fix_for(e)}", file=sys.stderr)

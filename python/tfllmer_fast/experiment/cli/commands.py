@@ -103,8 +103,7 @@ def _run(args, config: Config) -> int:
 
 
 def _train_and_report(args, config: Config, out: Path, device) -> int:
-    import numpy as np
-
+    from ..._npz import open_npz
     from ...graph.item_table import table_from_reduction
     from ..run import run_experiment, run_summary, save_run
 
@@ -116,7 +115,7 @@ def _train_and_report(args, config: Config, out: Path, device) -> int:
     )
     table = graph = projection = None
     if getattr(args, "item_table", None):
-        with np.load(args.item_table) as z:
+        with open_npz(args.item_table) as z:
             # The projection comes along, so that add-items can give new items rows.
             table, projection = table_from_reduction(dict(z), config.init_scale, config.init_std)
     if getattr(args, "graph", None):
