@@ -328,3 +328,14 @@ def test_configs_and_checkpoints_that_name_the_old_field_still_load():
     assert json.loads(old.fingerprint())["item_table"] == "frozen+delta"
     with pytest.raises(ValueError, match="name the same field"):
         Config.from_dict({"item_table": "frozen", "item_table_mode": "free"})
+
+
+def test_a_flag_overrides_a_config_file_that_names_the_old_field(tmp_path):
+    from tfllmer_fast.experiment.cli import build_parser, config_from_args
+
+    path = tmp_path / "run.toml"
+    path.write_text('[model]\nitem_table = "frozen"\n')
+    args = build_parser().parse_args(["train", "--config", str(path), "--item-table-mode", "free"])
+    assert config_from_args(args).item_table_mode == "free"
+    args = build_parser().parse_args(["train", "--config", str(path)])
+    assert config_from_args(args).item_table_mode == "frozen"

@@ -284,11 +284,6 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         flat = flatten_config(d)
-        for old, new in RENAMED_FIELDS.items():  # files and checkpoints of earlier versions
-            if old in flat:
-                if new in flat:
-                    raise ValueError(f"config keys {old!r} and {new!r} name the same field: give {new!r} only")
-                flat[new] = flat.pop(old)
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(flat) - names)
         if unknown:
@@ -333,11 +328,18 @@ class Config:
 
 def flatten_config(d: dict) -> dict:
     """The fields of a configuration mapping, with its tables/sections flattened away, dashes
-    read as underscores and ``"none"`` read as None for the fields that admit None. A key given
-    twice is an error."""
+    read as underscores, ``"none"`` read as None for the fields that admit None, and the
+    names of earlier versions (``RENAMED_FIELDS``) read as today's. A key given twice is an
+    error."""
     out = {}
     for k, v in d.items():
         k = k.replace("-", "_")
+        if k in RENAMED_FIELDS:
+            if RENAMED_FIELDS[k] in d:
+                raise ValueError(
+                    f"config keys {k!r} and {RENAMED_FIELDS[k]!r} name the same field: give {RENAMED_FIELDS[k]!r} only"
+                )
+            k = RENAMED_FIELDS[k]
         if isinstance(v, dict):
             for kk, vv in flatten_config(v).items():
                 if kk in out:
