@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from ._openmp import available_cpus
 
 
 def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
@@ -34,9 +34,10 @@ def check_int(value, name: str, *, minimum: int | None = None, allow_none: bool 
 
 
 def check_n_threads(n_threads: int | None) -> int:
-    """Return a positive thread count; ``None`` means all cores (OpenMP's default)."""
+    """Return a positive thread count; ``None`` means every CPU this process may run on
+    (OpenMP's default)."""
     if n_threads is None:
-        return os.cpu_count() or 1
+        return available_cpus()
     return check_int(n_threads, "n_threads", minimum=1)
 
 

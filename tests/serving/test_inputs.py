@@ -263,3 +263,20 @@ def test_a_progress_bar_on_request(capsys):
     assert "recommend" in capsys.readouterr().err
     rec.recommend([["1"]], k=2)
     assert capsys.readouterr().err == ""
+
+
+def test_a_model_in_training_mode_serves_without_dropout_from_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    model = SASRec(40, hidden=16, max_len=6).train()  # dropout 0.5 by default
+    rec = Recommender(model, device="cpu")
+    assert not rec.model.training
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(0, 40, size=6).tolist() for _ in range(64)]
+    want = rec.recommend(histories, k=5, ids=True).ids
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: rec.recommend(histories, k=5, ids=True).ids, range(16)))
+    for ids in got:
+        np.testing.assert_array_equal(ids, want)
+    assert not rec.model.training

@@ -48,6 +48,11 @@ class Recommender:
         reads blocks of at most :data:`ENCODER_TOKENS` history ids.
     threads : int, optional
         torch's CPU threads during each call (restored after); default: torch's setting.
+        torch's thread count is one setting of the process: when several Python threads
+        share a Recommender, leave ``threads`` unset and set torch's once.
+
+    The model is put in evaluation mode (no dropout) and left there; calls only read it, so
+    one Recommender may serve several threads.
     """
 
     def __init__(self, model, item_keys=None, *, device=None, batch_size: int | None = None, threads=None):
@@ -55,7 +60,9 @@ class Recommender:
             raise TypeError(f"model must be a tfllmer_fast backbone (SASRec, GRU4Rec, BERT4Rec), got {type(model)}")
         if device is not None:
             model = model.to(resolve_device(device))
-        self.model = model
+        # In evaluation mode for good: toggling it per call would let one caller's call turn
+        # dropout on under another's (calls from several threads share the model).
+        self.model = model.eval()
         n = int(model.n_items)
         keys = [str(i) for i in range(n)] if item_keys is None else list(item_keys)
         if len(keys) != n:
@@ -384,14 +391,9 @@ class Recommender:
 
     @contextmanager
     def _session(self):
-        was = self.model.training
-        self.model.eval()
         threads = cpu_threads(self.threads) if self.threads else nullcontext()
-        try:
-            with threads, torch.inference_mode():
-                yield
-        finally:
-            self.model.train(was)
+        with threads, torch.inference_mode():
+            yield
 
     def _result(self, out_ids, out_scores, users, n_unknown, n_empty, n_unk_items, n_unk_excl) -> Recommendations:
         keys = np.full(out_ids.shape, None, dtype=object)

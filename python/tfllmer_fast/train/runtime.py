@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import random
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from .._openmp import passive_waits
+from .._openmp import available_cpus, passive_waits
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
@@ -50,13 +49,14 @@ def seed_everything(seed: int) -> None:
 
 @contextmanager
 def cpu_threads(threads: int | None):
-    """torch's CPU thread count inside the block (``None``: all cores), restored after.
+    """torch's CPU thread count inside the block (``None``: every CPU this process may run
+    on), restored after.
 
     Yields the count in force. torch's setting is process-wide, so a library call that
     changed it for good would change the caller's own torch work. Idle OpenMP threads sleep
     inside the block (:func:`~tfllmer_fast._openmp.passive_waits`)."""
     before = torch.get_num_threads()
-    n = threads or os.cpu_count() or 1
+    n = threads or available_cpus()
     if n != before:
         torch.set_num_threads(n)
     try:
