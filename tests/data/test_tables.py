@@ -165,3 +165,15 @@ def test_load_dataset_takes_columns_item_text_and_computes_embeddings(tmp_path, 
         load_dataset("synthetic", user_col="customer")
     with pytest.raises(ValueError, match=r"column\(s\) \['user_id'\] not found"):
         load_dataset(log, item_col="sku", time_col="when")
+
+
+def test_table_options_for_a_source_that_is_not_a_table_are_errors(tmp_path):
+    seqs = tmp_path / "s.txt"
+    seqs.write_text("u1 1 2 3\nu2 2 3 1\n")
+    with pytest.raises(ValueError, match="time_col apply to table sources"):
+        load_dataset(seqs, embeddings=None, time_col="ts")
+    # item_col also names the key column of an item-text table: allowed with one.
+    text = tmp_path / "text.csv"
+    text.write_text("sku,text\n1,a\n2,b\n3,c\n")
+    ds = load_dataset(seqs, embeddings=None, item_col="sku", item_text=text)
+    assert ds.item_text == ["a", "b", "c"]

@@ -436,3 +436,8 @@ def test_no_progress_still_prints_one_line_per_epoch_and_the_summary_says_why(tm
     assert "| test_explore " in out and "| test_head_repeat " in out
     out = _run_ok(["compare", str(tmp_path), "--groups", "repeat,explore"], capsys)
     assert "explore ndcg@10" in out and "head ndcg@10" not in out
+
+
+def test_a_table_flag_for_another_source_is_an_error_line(capsys):
+    assert main(["train", *TINY, "--time-col", "ts"]) == 2
+    assert "time_col apply to table sources" in capsys.readouterr().err

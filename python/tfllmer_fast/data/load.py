@@ -95,6 +95,8 @@ def load_dataset(
         raise ValueError("synthetic= options apply only to the 'synthetic' dataset")
     table_options = dict(user_col=user_col, item_col=item_col, time_col=time_col, time_format=time_format)
     changed = [k for k, v in table_options.items() if v != TABLE_OPTIONS[k]]
+    if item_text is not None and "item_col" in changed:
+        changed.remove("item_col")  # the key column of the item-text table
     if changed and not _is_table(name_or_path):
         raise ValueError(f"{', '.join(changed)} apply to table sources (.csv, .tsv, .parquet), not {name_or_path!r}")
     ds = _load_unfiltered(name_or_path, embeddings, synthetic or {}, table_options, key_type)

@@ -42,7 +42,11 @@ def load_run_data(config: Config, *, embeddings: bool | None = None) -> Dataset:
         synthetic = dict(
             n_users=config.synthetic_users, n_items=config.synthetic_items, dim=config.synthetic_dim, seed=0
         )
+    # Given for every source: load_dataset says when a table option is given for a source
+    # that is not a table (a flag that would silently do nothing).
     table = {k: getattr(config, k) for k in TABLE_FIELDS}
+    if config.item_text is not None and not embeddings and Path(config.dataset).suffix.lower() not in TABLE_SUFFIXES:
+        del table["item_col"]  # it names the key column of the item text, not read here
     data = load_dataset(
         config.dataset,
         embeddings=config.embeddings if embeddings else None,
@@ -51,7 +55,7 @@ def load_run_data(config: Config, *, embeddings: bool | None = None) -> Dataset:
         key_type=config.key_type,
         item_text=config.item_text if embeddings else None,
         text_cols=config.text_cols,
-        **(table if Path(config.dataset).suffix.lower() in TABLE_SUFFIXES else {}),
+        **table,
     )
     if embeddings and data.embeddings is None:
         raise ValueError(
