@@ -113,7 +113,17 @@ def test_bad_baselines(split):
         make_baseline("llm-knn", split)
     with pytest.raises(ValueError, match="5 item rows for 6 items"):
         make_baseline("llm-knn", split, rows=np.ones((5, 2)))
-    with pytest.raises(ValueError, match="all-zero"):
-        make_baseline("llm-knn", split, rows=np.zeros((6, 2)))
     with pytest.raises(ValueError, match="window"):
         make_baseline("llm-knn", split, rows=np.ones((6, 2)), window=0)
+
+
+def test_llm_knn_ranks_items_without_a_direction_last():
+    # Items without text have all-zero rows: no cosine, below every item that has one.
+    rows = np.array([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0], [0.6, 0.8], [0.0, 0.0]])
+    with pytest.warns(UserWarning, match="2 all-zero item row"):
+        m = LLMKNN(rows, max_len=3, exclude_inputs=False)
+    scores = m.score(m.next_hidden(torch.tensor([[0, 1, 2]])))[0]  # items 0 and 1 as input
+    assert scores.argsort(descending=True).tolist()[:3] == [0, 3, 2]
+    assert (scores[[1, 4]] < scores[[0, 2, 3]].min()).all()
+    only_zero = m.score(m.next_hidden(torch.tensor([[0, 0, 2]])))[0]  # a query without direction
+    assert torch.isfinite(only_zero).all()

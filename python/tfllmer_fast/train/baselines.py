@@ -25,6 +25,8 @@ The ``h`` these modules pass from ``next_hidden`` to ``score`` carries what they
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -112,7 +114,9 @@ class LastItem(Popularity):
 
 class LLMKNN(Baseline):
     """Cosine of each item's normalised row with the mean normalised row of the last
-    ``window`` input items; ``exclude_inputs``: the input items rank below all others."""
+    ``window`` input items; ``exclude_inputs``: the input items rank below all others.
+    All-zero rows (items without text) have no direction: they rank below every item
+    that has one and add nothing to a query."""
 
     name = "llm-knn"
 
@@ -123,13 +127,19 @@ class LLMKNN(Baseline):
         if not np.isfinite(rows).all():
             raise ValueError("llm-knn: the item rows contain NaN or Inf")
         norms = np.linalg.norm(rows, axis=1)
-        if (norms == 0).any():
-            raise ValueError(f"llm-knn: {int((norms == 0).sum())} all-zero item row(s) have no direction")
+        no_direction = norms == 0
+        if no_direction.any():
+            warnings.warn(
+                f"llm-knn: {int(no_direction.sum())} all-zero item row(s) (items without text?) rank last",
+                stacklevel=2,
+            )
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
         super().__init__(rows.shape[0], max_len)
         self.window, self.exclude_inputs = min(window, self.max_len), bool(exclude_inputs)
-        self.register_buffer("rows", torch.as_tensor(rows / norms[:, None], dtype=torch.float32))
+        unit = rows / np.where(no_direction, 1.0, norms)[:, None]
+        self.register_buffer("rows", torch.as_tensor(unit, dtype=torch.float32))
+        self.register_buffer("no_direction", torch.as_tensor(no_direction))
 
     def next_hidden(self, seq: torch.Tensor) -> torch.Tensor:
         recent = seq[:, -self.window :]
@@ -140,6 +150,7 @@ class LLMKNN(Baseline):
     def score(self, h: torch.Tensor, items: torch.Tensor | None = None) -> torch.Tensor:
         d = self.rows.shape[1]
         full = h[:, :d] @ self.rows.t()
+        full[:, self.no_direction] = -1.5  # below every cosine, above the excluded inputs
         if self.exclude_inputs:
             ids = h[:, d:].long()
             r, c = (ids > 0).nonzero(as_tuple=True)
