@@ -94,7 +94,9 @@ def test_graph_reduce_train_then_add_items(tmp_path, capsys):
 def test_new_item_files_in_every_reasonable_form(tmp_path):
     X = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
     np.savez(tmp_path / "obj.npz", embeddings=X, ids=pd.Series(["a", "00b"]).to_numpy())  # an object array
-    keys, emb, texts = load_new_items(tmp_path / "obj.npz")
+    with pytest.raises(ValueError, match="object array.*allow_pickle=True"):
+        load_new_items(tmp_path / "obj.npz")  # unpickling runs code: only when asked
+    keys, emb, texts = load_new_items(tmp_path / "obj.npz", allow_pickle=True)
     assert keys == ["a", "00b"] and np.array_equal(emb, X) and texts is None
     pd.DataFrame({"item_id": ["007", "8"], "e0": [1.0, 4.0], "e1": [2.0, 5.0], "e2": [3.0, 6.0]}).to_csv(
         tmp_path / "emb.csv", index=False

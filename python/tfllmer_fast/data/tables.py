@@ -216,16 +216,17 @@ def import_pandas():
     return pd
 
 
-def load_new_items(path, *, ids=None, id_col: str = "item_id", text_cols=None):
+def load_new_items(path, *, ids=None, id_col: str = "item_id", text_cols=None, allow_pickle: bool = False):
     """New items for a trained model: ``(keys, embeddings, texts)``, one of the last two None.
 
     ``path``: ``.npy`` (k x D embeddings); ``.npz`` with ``embeddings`` and optionally
-    ``ids`` (strings or objects, e.g. a pandas column: object arrays are unpickled, so read
-    only files you trust); or a table (``.csv``, ``.tsv``, ``.parquet``) with the key column
-    ``id_col`` and either text (``text_cols``, default the column ``text``) or embeddings
-    (every other numeric column, or one list-valued Parquet column). ``ids``: a file of keys
-    (one per line, ``#`` comments; or a table with ``id_col``) that overrides the file's.
-    Keys are kept as written. ``keys`` is None when neither the file nor ``ids`` has any.
+    ``ids`` (strings; an object array, e.g. a pandas column, is read only with
+    ``allow_pickle=True``: unpickling runs code, so allow it for files you trust); or a
+    table (``.csv``, ``.tsv``, ``.parquet``) with the key column ``id_col`` and either text
+    (``text_cols``, default the column ``text``) or embeddings (every other numeric column,
+    or one list-valued Parquet column). ``ids``: a file of keys (one per line, ``#``
+    comments; or a table with ``id_col``) that overrides the file's. Keys are kept as
+    written. ``keys`` is None when neither the file nor ``ids`` has any.
     """
     path = Path(path)
     if not path.is_file():
@@ -245,6 +246,12 @@ def load_new_items(path, *, ids=None, id_col: str = "item_id", text_cols=None):
                 with open_npz(path) as z:
                     keys = z["ids"]
             except ValueError:  # an object array (strings saved from pandas, say)
+                if not allow_pickle:
+                    raise ValueError(
+                        f"{path}: its 'ids' are an object array, which only unpickling reads (and unpickling "
+                        "runs code): save them as strings (np.asarray(ids, dtype=str)), or, for a file you "
+                        "trust, allow_pickle=True (CLI: --allow-pickle)"
+                    ) from None
                 with open_npz(path, allow_pickle=True) as z:
                     keys = z["ids"]
             keys = [str(k) for k in np.asarray(keys).reshape(-1).tolist()]

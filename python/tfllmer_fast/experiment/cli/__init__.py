@@ -154,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the file's own keys, else new-<id> with the new 0-based ids)",
     )
     a.add_argument("--id-col", default="item_id", help="key column of a table of new items (default: item_id)")
+    a.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="read 'ids' of an .npz saved as an object array (unpickling runs code: only for files you trust)",
+    )
     a.add_argument("--text-cols", nargs="+", help="text column(s) of a table of new items (default: text)")
     a.add_argument("--seed", type=int, default=0, help="seed of the random rows")
     a.add_argument("--overwrite", action="store_true", help="replace an existing --out")

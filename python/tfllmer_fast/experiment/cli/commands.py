@@ -208,7 +208,9 @@ def cmd_add_items(args) -> int:
         raise UsageError("--out must not be the input checkpoint (it would be replaced)")
     writable_file(out)
     st = load_checkpoint(args.checkpoint)
-    ids, X, texts = load_new_items(args.items, ids=args.ids, id_col=args.id_col, text_cols=args.text_cols)
+    ids, X, texts = load_new_items(
+        args.items, ids=args.ids, id_col=args.id_col, text_cols=args.text_cols, allow_pickle=args.allow_pickle
+    )
     if texts is not None:
         X = _embed_new_texts(st, texts)
     new = add_items(st, X, ids, method=args.method, seed=args.seed)
