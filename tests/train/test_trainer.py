@@ -332,3 +332,18 @@ def test_a_trainer_of_the_library_resumes_only_the_model_it_saved(tmp_path):
     identity = {"config": st["config"], "fingerprint": st["fingerprint"]}
     with pytest.raises(CheckpointError, match="does not fit this model.*another architecture"):
         Trainer(other, split, options.replace(epochs=2), checkpoint_path=path, identity=identity).fit()
+
+
+def test_resume_keeps_the_selection_of_the_best_epoch(tmp_path):
+    # The protocol and masking of validation choose the best epoch: they must not change
+    # under a resumed run. Full and both select alike; the final evaluation may change.
+    seqs = random_sequences(n_users=30, n_items=20, seed=1)
+    data = Dataset("toy", seqs, None, None)
+    run_experiment(_cfg(epochs=1), data=data, output_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="selection_protocol: '\\(absent\\)' -> 'sampled'"):
+        run_experiment(_cfg(epochs=2, protocol="sampled"), data=data, output_dir=tmp_path)
+    with pytest.raises(CheckpointError, match="selection_mask_history"):
+        run_experiment(_cfg(epochs=2, mask_history=True), data=data, output_dir=tmp_path)
+    resumed = run_experiment(_cfg(epochs=2, protocol="both"), data=data, output_dir=tmp_path)
+    assert len(resumed["history"]) == 2
+    assert _cfg(protocol="sampled", eval_negatives=50).fingerprint() != _cfg(protocol="sampled").fingerprint()

@@ -323,7 +323,7 @@ class Config:
         # renamed field does not make every earlier checkpoint refuse to resume.
         old_name = {new: old for old, new in RENAMED_FIELDS.items()}
         fields_ = {old_name.get(k, k): v for k, v in self.to_dict().items() if k not in skip}
-        return json.dumps(fields_, sort_keys=True)
+        return json.dumps({**fields_, **self.eval_options.selection()}, sort_keys=True)
 
 
 def flatten_config(d: dict) -> dict:

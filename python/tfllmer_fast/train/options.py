@@ -195,6 +195,18 @@ class EvalOptions(_Options):
         if not 0.0 < self.head_share < 1.0:
             raise ValueError(f"head_share must lie in (0, 1), got {self.head_share!r}")
 
+    def selection(self) -> dict:
+        """What chooses the best epoch (and so when a run stops), for a run's fingerprint: the
+        sampled protocol and its negatives, history masking. Empty at the defaults, so that
+        checkpoints fingerprinted before selection was recorded still resume; ``full`` and
+        ``both`` select alike (on the full ranking)."""
+        chosen = {}
+        if self.protocol == "sampled":
+            chosen.update(selection_protocol="sampled", selection_negatives=self.eval_negatives)
+        if self.mask_history:
+            chosen["selection_mask_history"] = True
+        return chosen
+
 
 @dataclass(frozen=True)
 class TrainOptions(_Options):

@@ -93,7 +93,7 @@ class Trainer:
         built = getattr(model, "build_options", {})  # set by build_model
         self.identity = identity or {
             "config": {**built, **options.to_dict(), **evaluation.to_dict()},
-            "fingerprint": json.dumps({**built, **options.trajectory()}, sort_keys=True),
+            "fingerprint": json.dumps({**built, **options.trajectory(), **evaluation.selection()}, sort_keys=True),
         }
         self.device = resolve_device(device if device is not None else options.device)
         self.model = model.to(self.device)
