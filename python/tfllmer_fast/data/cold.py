@@ -41,16 +41,15 @@ def read_item_list(path, item_keys=None, n_items: int | None = None) -> np.ndarr
     MovieLens id of the shared datasets) when given, else read as a 0-based item index.
     Unknown keys and repeats are errors. Returns sorted int64 ids.
     """
+    from .files import read_key_list
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such item list: {path}")
-    keys = []
-    for line in path.read_text().splitlines():
-        keys += line.split("#", 1)[0].split()
+    keys = read_key_list(path, "item list")
     if not keys:
         raise ValueError(f"{path}: the item list is empty")
     if len(set(keys)) != len(keys):
-        dup = sorted({k for k in keys if keys.count(k) > 1})[:5]
+        seen: set[str] = set()
+        dup = sorted({k for k in keys if k in seen or seen.add(k)})[:5]
         raise ValueError(f"{path}: item(s) listed twice: {', '.join(dup)}")
     if item_keys is not None:
         index = {str(k): i for i, k in enumerate(np.asarray(item_keys).tolist())}

@@ -16,6 +16,18 @@ from .dataset import Dataset
 from .keys import typed_keys
 from .sequences import Sequences
 
+# ---------------------------------------------------------------- key lists
+
+
+def read_key_list(path, what: str = "key list") -> list[str]:
+    """The keys of a text file, as written: whitespace-separated, ``#`` starts a comment
+    (lists of item keys: cold items, candidates, exclusions, new items' ids)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such {what}: {path}")
+    return [t for line in path.read_text().splitlines() for t in line.split("#", 1)[0].split()]
+
+
 # ---------------------------------------------------------------- sequence files
 
 

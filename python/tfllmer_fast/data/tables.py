@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .._npz import open_npz
+from .files import read_key_list
 from .keys import typed_keys
 from .sequences import Sequences
 
@@ -301,4 +302,4 @@ def _read_keys(path: Path, id_col: str) -> list[str]:
         if id_col not in df.columns:
             raise ValueError(f"{path}: no key column {id_col!r} (columns: {list(df.columns)})")
         return [str(k) for k in df[id_col].tolist()]
-    return [t for line in path.read_text().splitlines() for t in line.split("#", 1)[0].split()]
+    return read_key_list(path, "file of ids")

@@ -70,6 +70,7 @@ def add_serving_parsers(sub) -> None:
 
 
 def cmd_recommend(args) -> int:
+    from ...data.files import read_key_list
     from ...serving import Recommender
 
     out = Path(args.out)
@@ -89,8 +90,8 @@ def cmd_recommend(args) -> int:
         raise FileNotFoundError(2, "no such checkpoint", str(args.checkpoint))
     t0 = time.perf_counter()
     histories = read_histories(args)
-    items = read_keys(args.items) if args.items else None
-    exclude = read_keys(args.exclude) if args.exclude else None
+    items = read_key_list(args.items, "item list") if args.items else None
+    exclude = read_key_list(args.exclude, "item list") if args.exclude else None
     rec = Recommender.from_checkpoint(
         args.checkpoint, device=args.device, threads=args.threads, batch_size=args.batch_size
     )
@@ -158,14 +159,6 @@ def read_histories(args):
     if suffix == ".inter":
         return load_recbole_atomic(path).sequences
     return load_interactions(path, args.user_col, args.item_col, args.time_col, sep=args.sep)
-
-
-def read_keys(path) -> list[str]:
-    """Item keys of a text file: whitespace-separated, ``#`` starts a comment."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such item list: {path}")
-    return [t for line in path.read_text().splitlines() for t in line.split("#", 1)[0].split()]
 
 
 def write_recommendations(recs, out: Path, fmt: str) -> int:
