@@ -53,10 +53,10 @@ PRESETS = {
 }
 
 
-def _opt(default, help: str, *, choices=None, factory=None, flag=None):
-    """A Config field with its help text (and choices) for the documentation and the CLI;
-    ``flag``: its command-line name when the field's own would clash with another flag."""
-    meta = {"help": help, "choices": choices, "flag": flag}
+def _opt(default, help: str, *, choices=None, factory=None):
+    """A Config field with its help text (and choices) for the documentation and the CLI
+    (its flag is its name with dashes)."""
+    meta = {"help": help, "choices": choices}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)

@@ -62,7 +62,7 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
     for f in fields(Config):
         if names is not None and f.name not in names:
             continue
-        flag = "--" + _flag_name(f)
+        flag = "--" + f.name.replace("_", "-")
         hint = _HINTS[f.name]
         is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
         args = typing.get_args(hint) if is_union else ()
@@ -92,12 +92,6 @@ def add_config_flags(p: argparse.ArgumentParser, names=None) -> None:
             )
 
 
-def _flag_name(f) -> str:
-    """The flag of a Config field: its name with dashes, unless the field names another (one
-    that would clash with a command's own flag, e.g. ``train --item-table FILE``)."""
-    return f.metadata.get("flag") or f.name.replace("_", "-")
-
-
 def config_from_args(args, base: dict | None = None, fixed: dict | None = None) -> Config:
     """Config from ``base`` and the defaults, ``--preset``, ``--config FILE``, the flags given,
     then ``fixed`` (fields a subcommand sets whatever the file says)."""
@@ -108,7 +102,7 @@ def config_from_args(args, base: dict | None = None, fixed: dict | None = None) 
     if getattr(args, "config", None):
         data.update(flatten_config(load_config_file(args.config)))
     for f in fields(Config):
-        v = getattr(args, _flag_name(f).replace("-", "_"), _UNSET)
+        v = getattr(args, f.name, _UNSET)
         if v is not _UNSET:
             data[f.name] = v
     data.update(fixed or {})
