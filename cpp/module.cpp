@@ -15,6 +15,7 @@ void register_cooccurrence(py::module_& m);
 void register_cooccurrence_partial(py::module_& m);
 void register_recpca(py::module_& m);
 void register_openmp(py::module_& m);
+void register_top_k(py::module_& m);
 
 namespace {
 
@@ -60,4 +61,5 @@ PYBIND11_MODULE(TFLLMER_MODULE_NAME, m) {
     register_cooccurrence_partial(m);
     register_recpca(m);
     register_openmp(m);
+    register_top_k(m);
 }

@@ -170,6 +170,11 @@ def csr_max_asymmetry(
     n_threads: int,
 ) -> float: ...
 
+# --- serving (register_top_k.cpp) ---
+def top_k_rows(
+    scores: NDArray[np.float32], k: int, n_threads: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]: ...
+
 # --- the OpenMP runtime (register_openmp.cpp) ---
 class IdleTeam:
     """A parked thread owning ``workers`` sleeping OpenMP threads (openmp_idle.hpp)."""

@@ -56,7 +56,9 @@ def test_top_k_is_the_argsort_of_the_evaluation_scores(backbone, mode, added, ch
     got = rec.recommend(hist, k=K, exclude_seen=False)
     want, want_scores = oracle_top_k(S, K)
     np.testing.assert_array_equal(got.ids, want)
-    np.testing.assert_array_equal(got.scores, want_scores)  # the same floats
+    # The same scores up to float32 rounding: a block's width (its longest history) decides
+    # how much padding attention sums over, as in evaluation's own blocks.
+    np.testing.assert_allclose(got.scores, want_scores, rtol=1e-6, atol=1e-6)
     assert got.keys.tolist() == [[keys[i] for i in row] for row in want]
 
     # exclude_seen removes exactly the history items: the oracle with them at -inf
@@ -64,7 +66,7 @@ def test_top_k_is_the_argsort_of_the_evaluation_scores(backbone, mode, added, ch
     got = rec.recommend(hist, k=K)
     want, want_scores = oracle_top_k(S, K, seen)
     np.testing.assert_array_equal(got.ids, want)
-    np.testing.assert_array_equal(got.scores, want_scores)
+    np.testing.assert_allclose(got.scores, want_scores, rtol=1e-6, atol=1e-6)
     assert not any(np.isin(got.ids[u], seen[u]).any() for u in range(seqs.n_users))
 
     # user_vectors @ item_vectors.T are the scores

@@ -234,6 +234,11 @@ def test_damaged_weights_raise_instead_of_ranking_nan():
         rec.model.layers[0].ff1.weight[0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN or Inf representations"):
         rec.recommend([["1"]])
+    rec = small()
+    with torch.no_grad():
+        rec.model.item_emb.weight[3, 1] = float("nan")  # the row of item 2
+    with pytest.raises(ValueError, match=r"item table has NaN or Inf rows \(items \[2\]"):
+        rec.recommend([["1"]])
 
 
 def test_blocks_do_not_change_the_lists(monkeypatch):

@@ -1,13 +1,17 @@
-"""top_k against numpy's stable sort: equal scores by the smaller column, -inf left last."""
+"""top_k against numpy's stable sort: equal scores by the smaller column, -inf left last;
+the compiled CPU kernel and the torch path (GPUs) alike."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfllmer_fast.serving._topk import top_k
+from tfllmer_fast import _core
+from tfllmer_fast.serving._topk import top_k, torch_top_k
 
 
+@pytest.mark.parametrize("implementation", [top_k, torch_top_k], ids=["kernel", "torch"])
 @settings(max_examples=200, deadline=None)
 @given(
     rows=st.integers(1, 6),
@@ -16,12 +20,12 @@ from tfllmer_fast.serving._topk import top_k
     levels=st.integers(1, 5),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_top_k_is_a_stable_descending_sort(rows, cols, k, levels, seed):
+def test_top_k_is_a_stable_descending_sort(implementation, rows, cols, k, levels, seed):
     rng = np.random.default_rng(seed)
     S = rng.integers(0, levels, (rows, cols)).astype(np.float32)  # few distinct values: many ties
     S[rng.random((rows, cols)) < 0.2] = -np.inf
     k = min(k, cols)
-    vals, idx = top_k(torch.as_tensor(S), k)
+    vals, idx = implementation(torch.as_tensor(S), k)
     want = np.argsort(-S, axis=1, kind="stable")[:, :k]
     finite = np.isfinite(np.take_along_axis(S, want, 1))
     got = idx.numpy()
@@ -62,3 +66,31 @@ def test_column_chunks_give_the_same_top_k(rows, cols, k, chunk, levels, seed):
     np.testing.assert_array_equal(vals.numpy(), want_vals.numpy())
     finite = np.isfinite(want_vals.numpy())
     np.testing.assert_array_equal(idx.numpy()[finite], want_idx.numpy()[finite])
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=st.integers(1, 70), cols=st.integers(1, 300), k=st.integers(1, 40), seed=st.integers(0, 2**31 - 1))
+def test_the_kernel_on_wide_rows_any_threads_and_strided_rows(rows, cols, k, seed):
+    # Wide rows exercise the skipped blocks; a column slice has rows further apart than cols.
+    rng = np.random.default_rng(seed)
+    full = rng.standard_normal((rows, cols + 3)).astype(np.float32).round(1)  # ties
+    S = full[:, 2 : 2 + cols]
+    want = np.lexsort((np.broadcast_to(np.arange(cols), S.shape), -S), axis=1)[:, : min(k, cols)]
+    for threads in (1, 3):
+        vals, idx = _core.top_k_rows(S, k, threads)
+        assert vals.shape == idx.shape == (rows, k)
+        np.testing.assert_array_equal(idx[:, : min(k, cols)], want)
+        np.testing.assert_array_equal(vals[:, : min(k, cols)], np.take_along_axis(S, want, 1))
+        assert (idx[:, cols:] == -1).all() and np.isneginf(vals[:, cols:]).all()  # k beyond the row
+
+
+def test_the_kernel_never_chooses_nan_and_checks_its_arguments():
+    S = np.array([[np.nan, 1.0, np.nan, 2.0]], np.float32)
+    vals, idx = _core.top_k_rows(S, 3, 1)
+    assert idx.tolist() == [[3, 1, -1]] and vals[0, :2].tolist() == [2.0, 1.0]
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        _core.top_k_rows(S, 0, 1)
+    with pytest.raises(ValueError, match="2-D"):
+        _core.top_k_rows(S[0], 1, 1)
+    with pytest.raises(ValueError, match="contiguous rows"):
+        _core.top_k_rows(S[:, ::2], 1, 1)
