@@ -548,7 +548,7 @@ def _heavy_input(n_users=1500, length=3000, n_items=2000, seed=0):
 
 @pytest.mark.skipif(os.name != "posix", reason="needs POSIX signals")
 @pytest.mark.parametrize("streaming", [False, True])
-def test_ctrl_c_interrupts_promptly(streaming):
+def test_ctrl_c_interrupts_promptly(streaming, sigint_raises):
     offsets, items, n_items = _heavy_input()
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     start = time.perf_counter()

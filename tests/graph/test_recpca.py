@@ -316,7 +316,7 @@ def long_fit_problem():
     return X, A, RecPCA(8, lam=0.5, solver="matrix_free", tol=1e-12, max_iter=2000, ncv=9)
 
 
-def test_ctrl_c_interrupts_a_fit():
+def test_ctrl_c_interrupts_a_fit(sigint_raises):
     X, A, model = long_fit_problem()
     timer = threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     start = time.perf_counter()
