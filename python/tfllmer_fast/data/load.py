@@ -22,7 +22,7 @@ from .embeddings import load_embeddings
 from .files import load_recbole_atomic, load_sequence_file, read_item_text_table
 from .paths import shared_data_dir, where_data_is_looked_for
 from .sequences import Sequences, kcore_filter
-from .tables import load_interactions, load_item_text_table
+from .tables import DEFAULT_TIME_COL, load_interactions, load_item_text_table
 
 BUILTIN_DATASETS = ("beauty", "scientific", "ml-100k")
 EMBEDDING_FILES = {
@@ -32,7 +32,7 @@ EMBEDDING_FILES = {
 
 
 #: Options of table sources (CSV, TSV, Parquet) and their defaults.
-TABLE_OPTIONS = {"user_col": "user_id", "item_col": "item_id", "time_col": "timestamp", "time_format": None}
+TABLE_OPTIONS = {"user_col": "user_id", "item_col": "item_id", "time_col": DEFAULT_TIME_COL, "time_format": None}
 
 
 def load_dataset(
@@ -43,7 +43,7 @@ def load_dataset(
     synthetic: dict | None = None,
     user_col: str = "user_id",
     item_col: str = "item_id",
-    time_col: str | None = "timestamp",
+    time_col: str | None = DEFAULT_TIME_COL,
     time_format: str | None = None,
     key_type: str = "auto",
     item_text=None,
